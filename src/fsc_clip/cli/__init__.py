@@ -1,0 +1,1 @@
+"""Command-line interface. ``main.py`` holds the command table; each command lives in its own module."""

@@ -1,0 +1,22 @@
+"""``fsc-clip list WHAT``: show what is registered (models, losses, negative styles, benchmarks, ...)."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+
+# what -> "module:function" returning a list of lines; each area adds its own entry.
+LISTERS: dict[str, str] = {
+    "models": "fsc_clip.models.factory:list_model_lines",
+}
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("what", choices=sorted(LISTERS), help="what to list")
+
+
+def run(args: argparse.Namespace) -> int:
+    module_name, func_name = LISTERS[args.what].split(":")
+    lines = getattr(importlib.import_module(module_name), func_name)()
+    print("\n".join(lines))
+    return 0

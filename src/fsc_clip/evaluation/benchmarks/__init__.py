@@ -1,0 +1,46 @@
+"""The ``BENCHMARKS`` registry: name -> :class:`fsc_clip.evaluation.base.Benchmark` subclass.
+
+One module per benchmark family in this package; each registers its classes with
+``@BENCHMARKS.register("name")``. Modules are imported on the first registry lookup (``lazy_modules``);
+a family module that is not present in this checkout is simply absent from the registry.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+
+from fsc_clip.registry import Registry
+
+# C: compositional; D: zeroshot, retrieval; F: synthetic.
+_FAMILIES = (
+    "aro",
+    "colorswap",
+    "crepe",
+    "eqben",
+    "imagecode",
+    "mmvp",
+    "spec",
+    "sugarcrepe",
+    "svo_probes",
+    "valse",
+    "vl_checklist",
+    "whatsup",
+    "winoground",
+    "zeroshot",
+    "retrieval",
+    "synthetic",
+)
+
+
+def _present(modules: tuple[str, ...]) -> tuple[str, ...]:
+    found = []
+    for mod in modules:
+        full = f"{__name__}.{mod}"
+        if importlib.util.find_spec(full) is not None:
+            found.append(full)
+    return tuple(found)
+
+
+BENCHMARKS: Registry = Registry("benchmark", lazy_modules=_present(_FAMILIES))
+
+__all__ = ["BENCHMARKS"]
