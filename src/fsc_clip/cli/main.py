@@ -14,6 +14,12 @@ import sys
 # name -> (module, one-line help). Add a line when a command works; never a placeholder.
 COMMANDS: dict[str, tuple[str, str]] = {
     "list": ("fsc_clip.cli.list_cmd", "List registered models, losses, negative styles, benchmarks, ..."),
+    "negatives": ("fsc_clip.cli.negatives", "Precompute hard-negative captions for a caption file (JSONL, resumable)."),
+    "eval": ("fsc_clip.cli.eval", "Evaluate a model on compositional / zero-shot / retrieval benchmarks."),
+    "train": ("fsc_clip.cli.train", "Fine-tune CLIP: CLIP / NegCLIP / FSC-CLIP losses, full or LoRA, torchrun DDP."),
+    "report": ("fsc_clip.cli.report", "Compare evaluated runs: CSV / Markdown / HTML tables, deltas and plots."),
+    "wise-ft": ("fsc_clip.cli.wise_ft", "WiSE-FT: interpolate a fine-tuned run with its pre-trained weights."),
+    "demo": ("fsc_clip.cli.demo", "End-to-end demo on the embedded synthetic world: pretrain, fine-tune, evaluate, report."),
 }
 
 

@@ -31,6 +31,7 @@ class DataConfig:
             generated online otherwise; ``precomputed`` = only the precomputed candidates.
         precomputed_negatives: JSONL from ``fsc-clip negatives``
             (``{"caption": ..., "negatives": {type: [candidates]}}``), joined to samples by caption.
+            Setting it while ``negatives`` is ``None`` means ``negatives: precomputed``.
         workers: DataLoader worker processes (0 = load in the main process).
         on_bad_sample: ``skip`` (count it and fill the slot with the next good sample) or
             ``raise`` (stop with the file name).

@@ -17,7 +17,7 @@ from fsc_clip.config import ConfigError
 from fsc_clip.data.batch import Batch
 from fsc_clip.data.collate import BadSampleError, BatchBuilder, Sample, identity
 from fsc_clip.data.config import DataConfig
-from fsc_clip.data.hard_negatives import NegativeSampler, load_precomputed
+from fsc_clip.data.hard_negatives import PRECOMPUTED, NegativeSampler, load_precomputed
 from fsc_clip.data.sources import ShardList, Table, load_source
 
 MAX_SUBSTITUTES = 1000
@@ -71,7 +71,9 @@ class TableBatches:
 
     def _load(self, row: int, epoch: int) -> Sample:
         path = self.table.paths[row]
-        sample = self.builder.load(row, path, self.table.captions[row], f"{path} (row {row} of {self.table.origin})", epoch)
+        sample = self.builder.load(
+            row, path, self.table.captions[row], f"{path} (row {row} of {self.table.origin})", epoch
+        )
         if self.table.negatives is not None:
             sample.negatives = self.table.negatives[row]
         return sample
@@ -117,22 +119,25 @@ class TrainLoader:
         num_samples: samples per epoch on this rank (``len(self) * batch_size``).
     """
 
-    def __init__(self, dataset: Any, sampler: Any, workers: int, persistent: bool, pin_memory: bool, **kw: Any):
-        from torch.utils.data import DataLoader
+    def __init__(self, dataset: Any, state: Any, workers: int, persistent: bool, pin_memory: bool, **kw: Any):
+        import torch
+        from torch.utils.data import DataLoader, IterableDataset
 
         self.dataset = dataset
-        self.sampler = sampler
+        self.state = state  # has .epoch, .start_batch, .num_batches(); the sampler for tables
         self.negative_types: list[str] = list(kw.pop("negative_types", []))
         self.batch_size: int = kw.pop("batch_size")
         self.total_skipped = 0
         self._loader = DataLoader(
             dataset,
             batch_size=None,
-            sampler=sampler,
+            sampler=None if isinstance(dataset, IterableDataset) else state,
             num_workers=workers,
             collate_fn=identity,
             pin_memory=pin_memory,
             persistent_workers=persistent and workers > 0,
+            # The DataLoader draws a base seed per epoch; from its own generator, not the trainer's global RNG.
+            generator=torch.Generator().manual_seed(int(kw.pop("seed", 0))),
             **kw,
         )
 
@@ -144,10 +149,10 @@ class TrainLoader:
         """Select the epoch's order; skip the first ``start_batch`` batches without loading them."""
         if start_batch < 0 or start_batch > len(self):
             raise ValueError(f"start_batch={start_batch} outside [0, {len(self)}]")
-        self.sampler.epoch, self.sampler.start_batch = int(epoch), int(start_batch)
+        self.state.epoch, self.state.start_batch = int(epoch), int(start_batch)
 
     def __len__(self) -> int:
-        return self.sampler.num_batches()
+        return self.state.num_batches()
 
     def __iter__(self) -> Iterator[Batch]:
         for batch in self._loader:
@@ -184,9 +189,12 @@ def build_train_loader(
         raise ConfigError(f"bad batch_size={batch_size} / rank={rank} / world_size={world_size}")
     data = load_source(cfg)
     precomputed = load_precomputed(cfg.precomputed_negatives) if cfg.precomputed_negatives else {}
-    row_types = _row_types(data) if isinstance(data, Table) else []
-    sampler = NegativeSampler(cfg.negatives, precomputed, row_types, seed)
-    builder = BatchBuilder(tokenizer, preprocess, sampler, seed, cfg.on_bad_sample)
+    row_types = data.negative_types if isinstance(data, Table) else []
+    style = cfg.negatives or (
+        PRECOMPUTED if cfg.precomputed_negatives else None
+    )  # a negatives file alone turns them on
+    negatives = NegativeSampler(style, precomputed, row_types, seed)
+    builder = BatchBuilder(tokenizer, preprocess, negatives, seed, cfg.on_bad_sample)
     if isinstance(data, ShardList):
         from fsc_clip.data.wds import build_wds_loader
 
@@ -203,14 +211,7 @@ def build_train_loader(
         cfg.workers,
         cfg.persistent_workers,
         pin_memory,
-        negative_types=sampler.types,
+        negative_types=negatives.types,
         batch_size=batch_size,
+        seed=seed,
     )
-
-
-def _row_types(table: Table) -> list[str]:
-    seen: dict[str, None] = {}
-    for entry in table.negatives or []:
-        for neg_type in entry or {}:
-            seen.setdefault(neg_type, None)
-    return list(seen)

@@ -13,7 +13,7 @@ import csv
 import json
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from fsc_clip.config import ConfigError
@@ -22,17 +22,71 @@ from fsc_clip.errors import DataNotFoundError
 from fsc_clip.registry import Registry
 
 
+class PackedStrings:
+    """An immutable list of strings stored as one UTF-8 buffer + offsets (two numpy arrays).
+
+    Millions of Python ``str`` objects would be copied page by page into every forked DataLoader
+    worker as their reference counts change (copy-on-write); two flat arrays are shared for free.
+    """
+
+    def __init__(self, items: list[str]) -> None:
+        import numpy as np
+
+        encoded = [s.encode("utf-8") for s in items]
+        self._offsets = np.zeros(len(encoded) + 1, dtype=np.int64)
+        np.cumsum([len(b) for b in encoded], out=self._offsets[1:])
+        self._data = np.frombuffer(b"".join(encoded), dtype=np.uint8)
+
+    def __len__(self) -> int:
+        return len(self._offsets) - 1
+
+    def __getitem__(self, i: int) -> str:
+        if not -len(self) <= i < len(self):
+            raise IndexError(i)
+        i %= len(self)
+        return self._data[self._offsets[i] : self._offsets[i + 1]].tobytes().decode("utf-8")
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
+class PackedNegatives:
+    """Per-row ``{type: candidates}`` (or ``None``), packed as JSON in :class:`PackedStrings`."""
+
+    def __init__(self, rows: list[dict[str, list[str]] | None]) -> None:
+        self._rows = PackedStrings([json.dumps(r, ensure_ascii=False) if r else "" for r in rows])
+
+    def __len__(self) -> int:
+        return len(self._rows)
+
+    def __getitem__(self, i: int) -> dict[str, list[str]] | None:
+        text = self._rows[i]
+        return json.loads(text) if text else None
+
+    def __iter__(self):
+        return (self[i] for i in range(len(self)))
+
+
 @dataclass
 class Table:
-    """Rows of an image–caption table, loaded into memory (paths already resolved)."""
+    """Rows of an image–caption table (paths already resolved), packed for cheap sharing with workers."""
 
-    paths: list[str]
-    captions: list[str]
-    negatives: list[dict[str, list[str]] | None] | None  # per row: type -> candidates
+    paths: PackedStrings
+    captions: PackedStrings
+    negatives: PackedNegatives | None  # per row: type -> candidates
     origin: str  # the file, for messages
+    negative_types: list[str] = field(default_factory=list)  # types present in ``negatives``, first-seen order
 
     def __len__(self) -> int:
         return len(self.captions)
+
+    @classmethod
+    def from_lists(
+        cls, paths: list[str], captions: list[str], negatives: list[dict[str, list[str]] | None] | None, origin: str
+    ) -> Table:
+        packed = PackedNegatives(negatives) if negatives is not None else None
+        types = list(dict.fromkeys(t for row in negatives or [] for t in row or {}))
+        return cls(PackedStrings(paths), PackedStrings(captions), packed, origin, types)
 
 
 @dataclass
@@ -139,7 +193,7 @@ def _read_delimited(cfg: DataConfig, default_sep: str) -> Table:
             if neg_key:
                 cands = parse_negative_list(row.get(neg_key))
                 negs.append({cfg.csv_neg_type: cands} if cands else None)
-    return Table(paths, captions, negs if neg_key else None, str(path))
+    return Table.from_lists(paths, captions, negs if neg_key else None, str(path))
 
 
 @SOURCES.register("csv")
@@ -185,7 +239,7 @@ def read_jsonl(cfg: DataConfig) -> Table:
                 entry = {cfg.csv_neg_type: cands} if cands else {}
             has_negs = has_negs or bool(entry)
             negs.append(entry or None)
-    return Table(paths, captions, negs if has_negs else None, str(path))
+    return Table.from_lists(paths, captions, negs if has_negs else None, str(path))
 
 
 def expand_shards(spec: str) -> list[str]:
@@ -218,3 +272,12 @@ def read_webdataset(cfg: DataConfig) -> ShardList:
     if missing:
         raise DataNotFoundError(f"{len(missing)} of {len(urls)} shards are missing, e.g. {missing[0]}.")
     return ShardList(urls, cfg.train_data)
+
+
+def list_source_lines() -> list[str]:
+    """Lines for ``fsc-clip list sources``: each registered data source with its one-line description."""
+    lines = []
+    for name in SOURCES.names():
+        doc = (SOURCES.get(name).__doc__ or "").strip().splitlines()
+        lines.append(f"{name:<11} {doc[0] if doc else ''}")
+    return lines

@@ -19,7 +19,6 @@ Tie policy (all task scorers): a tie is never a success; see :mod:`fsc_clip.eval
 from __future__ import annotations
 
 import os
-from abc import ABC
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -180,7 +179,7 @@ class Embedder(Protocol):
         ...
 
 
-class Benchmark(ABC):
+class Benchmark:
     """Base class of all benchmarks. Register subclasses with ``@BENCHMARKS.register("name")``.
 
     Class attributes to set:
@@ -270,9 +269,28 @@ class Benchmark(ABC):
         items = self.load(data_root)
         if not items:
             raise DataNotFoundError(f"{self.name}: no items found under {self.root(data_root)}. {self.obtain}")
+        self.check_images(items)
         outcomes = score_items(items, embedder, desc=self.name)
         scores, counts = self.score(items, outcomes)
-        return BenchmarkOutput(scores=scores, counts=counts, score=self.aggregate(scores), extra=self.extra_info())
+        extra = {"n_items": len(items), **self.extra_info()}
+        return BenchmarkOutput(scores=scores, counts=counts, score=self.aggregate(scores), extra=extra)
+
+    def check_images(self, items: Sequence[Item]) -> None:
+        """Raise DataNotFoundError naming the first missing image (and how many are missing) before encoding."""
+        seen: set[str] = set()
+        missing: list[str] = []
+        for it in items:
+            refs = [it.image] if isinstance(it, ImageToTextItem) else list(it.images)
+            for ref in refs:
+                p = str(ref.path)
+                if p not in seen:
+                    seen.add(p)
+                    if not ref.exists():
+                        missing.append(p)
+        if missing:
+            raise DataNotFoundError(
+                f"{self.name}: {len(missing)} image file(s) missing, e.g. {missing[0]}. {self.obtain}"
+            )
 
     def extra_info(self) -> dict[str, Any]:
         """Extra fields for the result JSON (set by load(), e.g. skipped items)."""

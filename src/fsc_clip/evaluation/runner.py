@@ -136,7 +136,9 @@ def evaluate(
         out_dir.mkdir(parents=True, exist_ok=True)
     minfo = model_info(loaded_model)
     if embedder is None:
-        embedder = CachedEmbedder(loaded_model, device=device, batch_size=batch_size, workers=workers, progress=progress)
+        embedder = CachedEmbedder(
+            loaded_model, device=device, batch_size=batch_size, workers=workers, progress=progress
+        )
     results: dict[str, dict] = {}
     for name in names:
         path = out_dir / f"{name}.json" if out_dir is not None else None

@@ -7,8 +7,6 @@ from typing import Any, Literal
 
 from fsc_clip.config import ConfigError
 
-LOSS_NAMES = ("clip", "negclip", "fsc-clip")
-
 # The authors' command-line defaults (argparse in their training/params.py). Their store_true flags
 # default to off, so a translated command that omits --apply-global-neg-loss must start from these,
 # not from the paper recipe below.
@@ -31,10 +29,10 @@ class LossConfig:
     """Which loss to train with; defaults are the paper's FSC-CLIP recipe (ViT-B/32, COCO).
 
     Attributes:
-        loss_name: ``"clip"`` — CLIP loss; negatives, when the data provides them, are appended as
-            image→text columns (the authors' ``--loss-name clip`` behaviour, i.e. NegCLIP).
-            ``"negclip"`` — the same but negatives are required. ``"fsc-clip"`` — CLIP loss over positives
-            plus the separate global / local hard-negative losses enabled below.
+        loss_name: A name registered in ``fsc_clip.losses.LOSSES``. ``"clip"`` — CLIP loss; negatives, when
+            the data provides them, are appended as image→text columns (the authors' ``--loss-name clip``
+            behaviour, i.e. NegCLIP). ``"negclip"`` — the same but negatives are required. ``"fsc-clip"`` —
+            CLIP loss over positives plus the separate global / local hard-negative losses enabled below.
         neg_loss_name: ``"focal_loss"`` or ``"cross_entropy"`` (γ = 0) for the hard-negative losses.
         focal_gamma: Focal exponent γ (used by ``focal_loss``).
         neg_label_smoothing: SCR label smoothing ε over the valid negatives; None = one-hot target.
@@ -46,7 +44,7 @@ class LossConfig:
         sim_sparsify: Zero min-max weights below 1/Np.
     """
 
-    loss_name: Literal["clip", "negclip", "fsc-clip"] = "fsc-clip"
+    loss_name: str = "fsc-clip"
     neg_loss_name: Literal["cross_entropy", "focal_loss"] = "focal_loss"
     focal_gamma: float = 2.0
     neg_label_smoothing: float | None = 0.02
@@ -58,8 +56,10 @@ class LossConfig:
     sim_sparsify: bool = False
 
     def __post_init__(self) -> None:
-        if self.loss_name not in LOSS_NAMES:
-            raise ConfigError(f"loss_name: {self.loss_name!r} is not one of {list(LOSS_NAMES)}")
+        from fsc_clip.losses.factory import LOSSES
+
+        if self.loss_name not in LOSSES:
+            raise ConfigError(f"loss_name: {self.loss_name!r} is not one of {LOSSES.names()}")
         if self.neg_loss_name not in ("cross_entropy", "focal_loss"):
             raise ConfigError(f"neg_loss_name: {self.neg_loss_name!r} is not one of ['cross_entropy', 'focal_loss']")
         if self.sim_normalizer not in ("minmax", "softmax"):

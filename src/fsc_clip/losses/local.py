@@ -8,10 +8,12 @@ For image i and caption c (the positive or one of its K negatives):
 3. ``Z = W P_i`` (gradient flows through the patches), rows L2-normalised;
 4. ``r_l = s · ⟨Ẑ_l, T̂_{c,l}⟩``; ``S(i, c) = logsumexp`` of ``r_l`` over the caption's valid tokens.
 
-Implementation: ``Z`` ``[B, C, L, D]`` is never materialised. With ``M = T̂ Pᵀ`` ``[B, C·L, Np]`` and the
-patch Gram matrix ``G = P Pᵀ`` ``[B, Np, Np]``, ``⟨Z_l, T̂_l⟩ = Σ_p W_lp M_lp`` and
-``‖Z_l‖² = W_l G W_lᵀ``; both are exact and cost ``Np`` instead of ``D`` per token-patch pair. All
-captions of an image (positive + K negatives) go through one batched matmul.
+Implementation: ``Z`` ``[B, C, L, D]`` is never materialised. With ``A = T Pᵀ`` ``[B, C·L, Np]`` and the
+patch Gram matrix ``G = P Pᵀ`` ``[B, Np, Np]``, ``⟨Z_l, T_l⟩ = Σ_p W_lp A_lp`` and
+``‖Z_l‖² = W_l G W_lᵀ``; both are exact and cost ``Np`` instead of ``D`` per token-patch pair, and
+``A`` doubles as the (detached) similarity map. All captions of an image (positive + K negatives) go
+through one batched matmul, and a hand-written backward touches the large ``[B, C·L, D]`` token
+tensor once (autograd would make several elementwise passes over it).
 """
 
 from __future__ import annotations
@@ -54,6 +56,52 @@ def patch_weights(sim: Tensor, normalizer: str = "minmax", sparsify: bool = Fals
     return torch.where(total > 0, weights / total.clamp_min(torch.finfo(sim.dtype).tiny), uniform)
 
 
+class _TokenScores(torch.autograd.Function):
+    """Per-token scores ``r`` with a hand-written backward (see :func:`token_scores`).
+
+    Autograd through ``‖T‖`` and the elementwise steps would make several passes over the large
+    ``[B, M, D]`` text-token tensor; the analytic backward needs one (plus the unavoidable matmuls).
+    """
+
+    @staticmethod
+    def forward(ctx, texts, patches, gram, logit_scale, normalizer, sparsify):  # type: ignore[override]
+        raw = torch.bmm(texts, patches.transpose(1, 2))  # [B, M, Np]  A = T Pᵀ
+        weights = patch_weights(raw, normalizer, sparsify)  # [B, M, Np]
+        dot = (weights * raw).sum(dim=-1)  # [B, M]  ⟨Z_l, T_l⟩
+        t_sq = torch.linalg.vector_norm(texts, dim=-1).pow(2)  # [B, M] (a reduction: no [B, M, D] temporary)
+        z_sq = (torch.bmm(weights, gram) * weights).sum(dim=-1)  # [B, M]  ‖Z_l‖² = W_l G W_lᵀ
+        t_norm = t_sq.clamp_min(_NORM_EPS**2).sqrt()  # max(‖T_l‖, eps) as F.normalize
+        z_norm = z_sq.clamp_min(_NORM_EPS**2).sqrt()
+        inv = 1.0 / (t_norm * z_norm)
+        scores = logit_scale * dot * inv  # [B, M]
+        ctx.save_for_backward(texts, patches, weights, dot, inv, t_norm, z_norm, scores, logit_scale)
+        ctx.clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        return scores
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        texts, patches, weights, dot, inv, t_norm, z_norm, scores, logit_scale = ctx.saved_tensors
+        t_clamped, z_clamped = ctx.clamped
+        need_t, need_p, need_g, need_s = ctx.needs_input_grad[:4]
+        g_dot = grad * logit_scale * inv  # [B, M]  ∂/∂⟨Z, T⟩
+        g_raw = g_dot.unsqueeze(-1) * weights  # [B, M, Np]  (weights carry no gradient)
+        g_texts = g_patches = g_gram = g_scale = None
+        if need_t:
+            # ∂r/∂‖T‖ = −r/‖T‖ and ∂‖T‖/∂T = T/‖T‖ (zero where the norm is clamped)
+            coef = (-grad * scores / t_norm.pow(2)).masked_fill(t_clamped, 0.0)
+            g_texts = torch.bmm(g_raw, patches).addcmul_(texts, coef.unsqueeze(-1))  # [B, M, D], one fused pass
+        if need_p:
+            g_patches = torch.bmm(g_raw.transpose(1, 2), texts)  # [B, Np, D]
+        if need_g:
+            # ∂r/∂‖Z‖² = −r / (2‖Z‖²);  ∂‖Z‖²/∂G = W_lᵀ W_l
+            g_zsq = (-grad * scores / (2 * z_norm.pow(2))).masked_fill(z_clamped, 0.0)
+            g_gram = torch.bmm((weights * g_zsq.unsqueeze(-1)).transpose(1, 2), weights)  # [B, Np, Np]
+        if need_s:
+            g_scale = (grad * dot * inv).sum().reshape(logit_scale.shape)
+        return g_texts, g_patches, g_gram, g_scale, None, None
+
+
 def token_scores(
     image_tokens: Tensor,
     text_tokens: Tensor,
@@ -62,7 +110,7 @@ def token_scores(
     sparsify: bool = False,
     gram: Tensor | None = None,
 ) -> Tensor:
-    """Per-token scaled cosine ``r`` between token-grouped patches and each text token.
+    """Per-token scaled cosine ``r_l = s · ⟨Ẑ_l, T̂_l⟩`` between token-grouped patches and each text token.
 
     Args:
         image_tokens: ``[B, Np, D]`` projected patch tokens (not normalised).
@@ -70,24 +118,17 @@ def token_scores(
         logit_scale: Scalar, already exponentiated.
         normalizer: See :func:`patch_weights`.
         sparsify: See :func:`patch_weights`.
-        gram: Optional precomputed ``P Pᵀ`` ``[B, Np, Np]`` (shared between caption groups).
+        gram: Optional ``P Pᵀ`` ``[B, Np, Np]`` (with its graph), shared between caption groups.
 
     Returns:
-        ``[B, C, L]`` scores ``s · cos(Z_l, T_l)``.
+        ``[B, C, L]`` scores.
     """
     b, c, length, dim = text_tokens.shape
-    patches = image_tokens  # [B, Np, D]
-    texts = text_tokens.reshape(b, c * length, dim)  # [B, C·L, D]
-    raw = torch.bmm(texts, patches.transpose(1, 2))  # [B, C·L, Np]  A = T Pᵀ
-    text_norm = texts.norm(dim=-1, keepdim=True).clamp_min(_NORM_EPS)  # [B, C·L, 1]
-    cos_map = raw / text_norm  # [B, C·L, Np]  M = T̂ Pᵀ
-    weights = patch_weights(raw.detach(), normalizer, sparsify)  # [B, C·L, Np], no gradient
-    numerator = (weights * cos_map).sum(dim=-1)  # [B, C·L]  ⟨Z_l, T̂_l⟩
     if gram is None:
-        gram = torch.bmm(patches, patches.transpose(1, 2))  # [B, Np, Np]
-    sq_norm = (torch.bmm(weights, gram) * weights).sum(dim=-1)  # [B, C·L]  ‖Z_l‖²
-    z_norm = sq_norm.clamp_min(_NORM_EPS**2).sqrt()  # = max(‖Z_l‖, eps), as F.normalize
-    return (logit_scale * numerator / z_norm).reshape(b, c, length)
+        gram = torch.bmm(image_tokens, image_tokens.transpose(1, 2))  # [B, Np, Np]
+    texts = text_tokens.reshape(b, c * length, dim)  # [B, C·L, D]
+    scores = _TokenScores.apply(texts, image_tokens, gram, logit_scale, normalizer, sparsify)  # [B, C·L]
+    return scores.reshape(b, c, length)
 
 
 def local_scores(

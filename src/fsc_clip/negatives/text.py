@@ -44,13 +44,14 @@ def match_case(new: str, old: str) -> str:
     return new
 
 
-def render(words: tuple[str, ...], tags: tuple[str, ...], pieces: list[Piece]) -> str:
+def render(words: tuple[str, ...], tags: tuple[str, ...], pieces: list[Piece], articles: bool = True) -> str:
     """Join pieces into a caption, fixing sentence case and "a"/"an" next to words that changed.
 
     Args:
         words: The original caption's tokens (to know what changed).
         tags: The original PTB tags (proper nouns keep their capital when moved).
         pieces: The edited sequence.
+        articles: Re-agree "a"/"an" with a changed neighbour (off for shuffles, which move the articles).
     """
     pieces = list(pieces)
     if pieces and words and words[0][:1].isupper():
@@ -59,7 +60,7 @@ def render(words: tuple[str, ...], tags: tuple[str, ...], pieces: list[Piece]) -
                 pieces[0] = (word[:1].upper() + word[1:], ws, origin)
             elif k > 0 and origin == 0 and _lowercase_when_moved(word, tags[0]):
                 pieces[k] = (word[:1].lower() + word[1:], ws, origin)
-    for k in range(len(pieces) - 1):
+    for k in range(len(pieces) - 1 if articles else 0):
         word, ws, origin = pieces[k]
         if word.lower() not in ("a", "an"):
             continue

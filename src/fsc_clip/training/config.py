@@ -9,9 +9,10 @@ optimisation, logging, checkpoint and evaluation sections and the run-level fiel
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from fsc_clip.config import ConfigError
+from fsc_clip.config import ConfigError, apply_overrides, from_dict, read_yaml
 from fsc_clip.data import DataConfig
 from fsc_clip.losses import LossConfig
 
@@ -201,3 +202,40 @@ class TrainConfig:
             raise ConfigError(f"device must be auto, cpu, cuda or cuda:N, got {self.device!r}")
         if self.name is not None and (not self.name or "/" in self.name):
             raise ConfigError(f"name must be a non-empty folder name without '/', got {self.name!r}")
+
+
+INHERIT_KEY = "inherit"
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in top.items():
+        out[key] = _merge(out[key], value) if isinstance(value, dict) and isinstance(out.get(key), dict) else value
+    return out
+
+
+def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    """Read a YAML recipe; ``inherit: other.yaml`` (relative to the file) is loaded first and deep-merged under it.
+
+    Raises:
+        ConfigError: missing file, invalid YAML, or an inheritance cycle.
+    """
+    path = Path(path).resolve()
+    if path in _seen:
+        raise ConfigError(f"{path}: inheritance cycle through {[str(p) for p in _seen]}")
+    data = read_yaml(path)
+    base = data.pop(INHERIT_KEY, None)
+    if base is None:
+        return data
+    return _merge(read_recipe(path.parent / str(base), (*_seen, path)), data)
+
+
+def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
+    """Resolve a :class:`TrainConfig` from an optional recipe file plus dotted ``key=value`` overrides."""
+    data = read_recipe(path) if path is not None else {}
+    data = apply_overrides(data, list(overrides or []))
+    try:
+        return from_dict(TrainConfig, data)
+    except ConfigError as err:
+        where = f"{path}: " if path is not None else ""
+        raise ConfigError(f"{where}{err}") from err

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from fsc_clip.errors import UserError
 from fsc_clip.training.distributed import DistInfo, any_rank
 
 # Loss-input keys that are per-sample (concatenated along dim 0 across micro-batches).
@@ -39,7 +40,7 @@ _BATCHED = (
 )
 
 
-class NonFiniteLossError(RuntimeError):
+class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN/inf on at least one rank; every rank raises it at the same step."""
 
 

@@ -30,6 +30,8 @@ WORLD_VERSION = 1
 _STREAMS = {"train": 1, "sugarcrepe": 2, "winoground": 3, "aro_relation": 4, "aro_attribution": 5}
 _STREAMS.update({"zeroshot_shape": 6, "zeroshot_color": 7, "zeroshot_count": 8, "retrieval": 9})
 
+SCENES_FILE = "scenes.jsonl"  # one scene graph per written image: {"image": <path from root>, "objects": [...]}
+
 # Relative layout of the world folder (the synthetic benchmark adapters read the same constants).
 LAYOUT = {
     "train_tsv": "train/train_neg_clip.tsv",
@@ -90,6 +92,7 @@ class _World:
     def __init__(self, cfg: WorldConfig, root: Path, progress: bool) -> None:
         self.cfg, self.root, self.progress = cfg, root, progress
         self.vocab: Vocab = load_vocab()
+        self.scenes: dict[str, dict[str, Any]] = {}  # image path relative to root -> scene graph
 
     def rng(self, stream: str, idx: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, _STREAMS[stream], idx])
@@ -97,6 +100,7 @@ class _World:
     def save(self, scene: sc.Scene, rel_path: str) -> None:
         path = self.root / rel_path
         path.parent.mkdir(parents=True, exist_ok=True)
+        self.scenes[rel_path] = scene.to_dict()
         render_scene(scene, self.vocab, self.cfg.image_size, self.cfg.supersample).save(path, format="PNG")
 
     def items(self, n: int, desc: str) -> Iterable[int]:
@@ -114,29 +118,42 @@ class _World:
 # ----------------------------------------------------------------------------------------------- writers
 
 
-def _negclip_negative(w: _World, st: sc.Statement, scene: sc.Scene, rng: np.random.Generator) -> sc.Statement:
-    """A NegCLIP-like swap negative for the training TSV (falls back to a replacement)."""
-    for kind in [*rng.permutation(["swap_att", "swap_obj", "relation_swap"]), "replace_att", "replace_obj"]:
+def _negclip_negatives(w: _World, st: sc.Statement, scene: sc.Scene, rng: np.random.Generator) -> list[sc.Statement]:
+    """NegCLIP-like swap negatives for the training TSV (a replacement when no swap is possible)."""
+    out = []
+    for kind in rng.permutation(["swap_att", "swap_obj", "relation_swap"]):
         neg = sc.negative(str(kind), st, scene, w.vocab, rng)
+        if neg is not None and neg not in out:
+            out.append(neg)
+    for kind in ("replace_att", "replace_obj"):
+        neg = None if out else sc.negative(kind, st, scene, w.vocab, rng)
         if neg is not None:
-            return neg
-    raise RuntimeError("no negative could be built")  # unreachable: replace_obj always has an absent shape
+            out.append(neg)
+    return out
 
 
 def write_train(w: _World) -> dict[str, Any]:
-    """``train/train_neg_clip.tsv`` (columns filepath, title, neg_caption) + ``train/images``."""
+    """``train/train_neg_clip.tsv`` + ``train/images``.
+
+    Columns as COCO's ``train_neg_clip.tsv``: ``filepath`` (relative to ``train/``), ``title`` (the caption)
+    and ``neg_caption`` (a Python list literal of NegCLIP-style swap negatives, each false for the image).
+    """
     cfg, rows = w.cfg, []
     for idx in w.items(cfg.n_train, "world: train"):
         rng = w.rng("train", idx)
         scene = sc.sample_scene(rng, w.vocab, w.n_objects(rng, cfg.train_objects))
         st = sc.describe(scene, w.vocab, rng, cfg.p_relation, cfg.p_color, cfg.p_size)
         template, rel_index = sc.pick_wording(st, w.vocab, rng)
-        neg = _negclip_negative(w, st, scene, rng)
-        neg_template = template if sc.template_kind(neg) == sc.template_kind(st) else sc.pick_wording(neg, w.vocab, rng)[0]
+        title = sc.realize(st, template, w.vocab, rel_index)
+        negs = []
+        for neg in _negclip_negatives(w, st, scene, rng):
+            same = sc.template_kind(neg) == sc.template_kind(st)
+            text = sc.realize(neg, template if same else sc.pick_wording(neg, w.vocab, rng)[0], w.vocab, rel_index)
+            if text != title and text not in negs:
+                negs.append(text)
         rel_path = f"images/train_{idx:06d}.png"
         w.save(scene, f"train/{rel_path}")
-        title = sc.realize(st, template, w.vocab, rel_index)
-        rows.append((rel_path, title, sc.realize(neg, neg_template, w.vocab, rel_index)))
+        rows.append((rel_path, title, repr(negs)))  # a Python list literal, as in COCO's file
     path = w.root / LAYOUT["train_tsv"]
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
@@ -165,7 +182,7 @@ def _sugarcrepe_item(w: _World, kind: str, idx: int) -> tuple[sc.Scene, str, str
 
 
 def write_sugarcrepe(w: _World) -> dict[str, Any]:
-    """``sugarcrepe/<subset>.json`` (``{"<idx>": {filename, caption, negative_caption}}``) + ``sugarcrepe/images``."""
+    """``sugarcrepe/data/<subset>.json`` (``{"<idx>": {filename, caption, negative_caption}}``) + ``sugarcrepe/images``."""
     counts = {}
     for kind in sc.NEGATIVE_KINDS:
         data = {}
@@ -174,7 +191,7 @@ def write_sugarcrepe(w: _World) -> dict[str, Any]:
             filename = f"{kind}_{idx:05d}.png"
             w.save(scene, f"{LAYOUT['sugarcrepe']}/images/{filename}")
             data[str(idx)] = {"filename": filename, "caption": pos, "negative_caption": neg}
-        _write_json(w.root / LAYOUT["sugarcrepe"] / f"{kind}.json", data)
+        _write_json(w.root / LAYOUT["sugarcrepe"] / "data" / f"{kind}.json", data)
         counts[f"sugarcrepe/{kind}"] = len(data)
     return counts
 
@@ -305,7 +322,10 @@ def _zeroshot_item(w: _World, task: str, idx: int, n_classes: int) -> tuple[sc.S
 
 
 def write_zeroshot(w: _World) -> dict[str, Any]:
-    """``zeroshot/<task>/{classnames.txt, templates.txt, test.tsv, images/}`` for shape, color and count."""
+    """``zeroshot/<task>/{classnames.txt, templates.txt, test.txt, images/}`` for shape, color and count.
+
+    ``test.txt`` has the zero-shot label-file layout: ``<image path>\t<class index>`` per line.
+    """
     counts = {}
     for task in ZEROSHOT_TASKS:
         classes, root = zeroshot_classes(task, w.vocab), w.root / LAYOUT["zeroshot"] / task
@@ -317,7 +337,7 @@ def write_zeroshot(w: _World) -> dict[str, Any]:
             rows.append(f"{rel_path}\t{label}")
         (root / "classnames.txt").write_text("\n".join(classes) + "\n", encoding="utf-8")
         (root / "templates.txt").write_text("\n".join(zeroshot_templates(task, w.vocab)) + "\n", encoding="utf-8")
-        (root / "test.tsv").write_text("filepath\tlabel\n" + "\n".join(rows) + "\n", encoding="utf-8")
+        (root / "test.txt").write_text("\n".join(rows) + "\n", encoding="utf-8")
         counts[f"zeroshot/{task}"] = len(rows)
     return counts
 
@@ -392,7 +412,7 @@ def generate_world(cfg: WorldConfig, root: str | Path, progress: bool = False, f
     if not force and manifest and manifest.get("version") == WORLD_VERSION and manifest.get("config") == config:
         return manifest
     if root.exists():
-        for sub in {p.split("/")[0] for p in LAYOUT.values()} | {"manifest.json"}:
+        for sub in {p.split("/")[0] for p in LAYOUT.values()} | {"manifest.json", SCENES_FILE}:
             target = root / sub
             if target.is_dir():
                 shutil.rmtree(target)
@@ -403,6 +423,9 @@ def generate_world(cfg: WorldConfig, root: str | Path, progress: bool = False, f
     counts: dict[str, Any] = {}
     for writer in WRITERS.values():
         counts.update(writer(w))
+    with (root / SCENES_FILE).open("w", encoding="utf-8") as f:
+        for rel_path, graph in w.scenes.items():
+            f.write(json.dumps({"image": rel_path, **graph}) + "\n")
     manifest = {"format": WORLD_FORMAT, "version": WORLD_VERSION, "config": config, "counts": counts, "layout": LAYOUT}
     _write_json(root / "manifest.json", manifest)
     return manifest

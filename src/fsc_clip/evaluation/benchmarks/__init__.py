@@ -14,7 +14,6 @@ from fsc_clip.registry import Registry
 # C: compositional; D: zeroshot, retrieval; F: synthetic.
 _FAMILIES = (
     "aro",
-    "colorswap",
     "crepe",
     "eqben",
     "imagecode",
@@ -25,7 +24,7 @@ _FAMILIES = (
     "valse",
     "vl_checklist",
     "whatsup",
-    "winoground",
+    "winoground",  # + colorswap
     "zeroshot",
     "retrieval",
     "synthetic",
@@ -44,3 +43,11 @@ def _present(modules: tuple[str, ...]) -> tuple[str, ...]:
 BENCHMARKS: Registry = Registry("benchmark", lazy_modules=_present(_FAMILIES))
 
 __all__ = ["BENCHMARKS"]
+
+
+def list_benchmark_lines() -> list[str]:
+    """``fsc-clip list benchmarks``: name, kind, task, description, sub-scores and expected files."""
+    lines = ["Benchmarks (data under <data-root>/<folder>/; see docs for the layouts):"]
+    for name in BENCHMARKS.names():
+        lines.extend(BENCHMARKS.get(name).list_line())
+    return lines

@@ -14,8 +14,8 @@ Metrics (all return a fraction in [0, 1]; the benchmarks report percent):
 - :func:`eleven_point_map`: multi-label 11-point interpolated average precision per class, averaged over
   classes (ELEVATER ``MeanAveragePrecisionNPointsEvaluator(11)``): the precision/recall curve is taken at the
   distinct score thresholds, plus the conventional end point (precision 1, recall 0); the interpolated
-  precision at recall level ``t`` is the best precision among points with recall >= ``t``. A class without
-  positives has AP 0.
+  precision at recall level ``t`` is the best precision among points with recall >= ``t``. Because of the end
+  point the level-0 precision is always 1, exactly as in ELEVATER; a class without positives gets 1/11.
 - :func:`roc_auc`: binary ROC-AUC of the class-1 probability (the Mann-Whitney statistic, ties count 1/2),
   as sklearn ``roc_auc_score(y, p[:, 1])``.
 """
@@ -121,7 +121,7 @@ def _precision_recall(scores: torch.Tensor, targets: torch.Tensor) -> tuple[torc
 
 def average_precision_n_points(scores: torch.Tensor, targets: torch.Tensor, n_points: int = 11) -> float:
     """N-point interpolated AP of one class: mean over recall levels ``linspace(0, 1, n)`` of max precision
-    among curve points with recall >= level (0 if none; a class without positives gives 0).
+    among curve points with recall >= level (0 if none). The end point (1, 0) makes level 0 always 1.
 
     Args:
         scores: ``[N]`` scores of the class.
@@ -137,7 +137,9 @@ def average_precision_n_points(scores: torch.Tensor, targets: torch.Tensor, n_po
 def eleven_point_map(scores: torch.Tensor, targets: torch.Tensor) -> float:
     """Multi-label mean over classes of the 11-point interpolated AP. ``scores [N, C]``, ``targets [N, C]`` 0/1."""
     if scores.shape != targets.shape or scores.ndim != 2:
-        raise ValueError(f"expected scores and multi-hot targets [N, C], got {tuple(scores.shape)} / {tuple(targets.shape)}")
+        raise ValueError(
+            f"expected scores and multi-hot targets [N, C], got {tuple(scores.shape)} / {tuple(targets.shape)}"
+        )
     aps = [average_precision_n_points(scores[:, c], targets[:, c], 11) for c in range(scores.shape[1])]
     return sum(aps) / len(aps)
 

@@ -1,0 +1,46 @@
+"""Small helpers shared by the benchmark adapters (file reading with clear errors, image lookup)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from fsc_clip.errors import DataNotFoundError
+
+IMAGE_EXTS = (".jpg", ".jpeg", ".png", ".JPEG", ".JPG", ".PNG", ".webp")
+
+
+def read_json(path: Path, what: str = "") -> Any:
+    """Parse a JSON file; a JSON-lines file (one object per line) is returned as a list."""
+    if not path.is_file():
+        raise DataNotFoundError(f"{what + ': ' if what else ''}expected {path} but it does not exist.")
+    text = path.read_text(encoding="utf-8")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        try:
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        except json.JSONDecodeError as err:
+            raise DataNotFoundError(
+                f"{what + ': ' if what else ''}{path} is not valid JSON / JSON lines: {err}"
+            ) from err
+
+
+def records(data: Any) -> list[dict]:
+    """A list of records from a JSON list or a dict of id -> record (ids kept as ``_id``)."""
+    if isinstance(data, dict):
+        return [{"_id": k, **v} if isinstance(v, dict) else {"_id": k, "value": v} for k, v in data.items()]
+    return list(data)
+
+
+def find_image(folder: Path, stem: str) -> Path | None:
+    """``folder/stem`` if it exists, else ``folder/stem<ext>`` for the usual image extensions."""
+    direct = folder / stem
+    if direct.is_file():
+        return direct
+    for ext in IMAGE_EXTS:
+        cand = folder / f"{stem}{ext}"
+        if cand.is_file():
+            return cand
+    return None

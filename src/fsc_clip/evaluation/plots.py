@@ -1,0 +1,95 @@
+"""Report plots (matplotlib, headless Agg backend): the compositionality-vs-zero-shot scatter and a bar chart.
+
+matplotlib is imported inside the functions (an optional dependency: ``pip install fsc-clip[plot]``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from fsc_clip.errors import ResourceNotFoundError
+
+
+@dataclass(frozen=True)
+class Point:
+    """One run in the scatter: ``x`` (zero-shot), ``y`` (compositionality); published rows drawn hollow."""
+
+    label: str
+    x: float
+    y: float
+    published: bool = False
+
+
+def _pyplot():
+    try:
+        import matplotlib
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise ResourceNotFoundError("Plots need matplotlib: pip install 'fsc-clip[plot]' (or matplotlib).") from err
+    matplotlib.use("Agg", force=True)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def scatter_plot(points: Sequence[Point], path: str | Path, xlabel: str, ylabel: str, title: str = "") -> Path:
+    """The "spectrum" view: one labelled marker per run; an explanatory text if there is nothing to draw."""
+    plt = _pyplot()
+    fig, ax = plt.subplots(figsize=(7.0, 5.0), dpi=110)
+    try:
+        for p in points:
+            style = {"facecolors": "none", "edgecolors": "0.45"} if p.published else {"color": "C0"}
+            ax.scatter([p.x], [p.y], s=46, marker="s" if p.published else "o", zorder=3, **style)
+            ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(5, 4), fontsize=7,
+                        color="0.35" if p.published else "black")  # fmt: skip
+        if not points:
+            ax.text(
+                0.5, 0.5, f"no run has both {xlabel} and {ylabel}", ha="center", va="center", transform=ax.transAxes
+            )
+        if any(p.published for p in points):
+            ax.scatter([], [], marker="o", color="C0", label="this report's runs")
+            ax.scatter([], [], marker="s", facecolors="none", edgecolors="0.45", label="published (reference)")
+            ax.legend(loc="best", fontsize=8)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel(ylabel)
+        ax.set_title(title or f"{ylabel} vs {xlabel}")
+        ax.grid(alpha=0.3)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def bar_plot(
+    categories: Sequence[str], series: Mapping[str, Sequence[float | None]], path: str | Path, title: str = ""
+) -> Path:
+    """Grouped bars: one group per category (benchmark), one bar per series (run); missing values are gaps."""
+    plt = _pyplot()
+    n_cat, n_ser = max(len(categories), 1), max(len(series), 1)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * n_cat * max(n_ser, 2) / 2 + 2), 4.8), dpi=110)
+    try:
+        width = 0.8 / n_ser
+        for s, (label, values) in enumerate(series.items()):
+            xs = [c + (s - (n_ser - 1) / 2) * width for c in range(len(categories))]
+            ys = [float("nan") if v is None else v for v in values]
+            ax.bar(xs, ys, width=width, label=label)
+        ax.set_xticks(list(range(len(categories))))
+        ax.set_xticklabels(list(categories), rotation=40, ha="right", fontsize=8)
+        ax.set_ylabel("score (%)")
+        ax.set_title(title or "per-benchmark scores")
+        if not categories or not series:
+            ax.text(0.5, 0.5, "no scores to show", ha="center", va="center", transform=ax.transAxes)
+        elif len(series) > 1:
+            ax.legend(fontsize=7, ncol=min(3, len(series)))
+        ax.grid(axis="y", alpha=0.3)
+        fig.tight_layout()
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path

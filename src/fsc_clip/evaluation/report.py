@@ -1,0 +1,373 @@
+"""The holistic report: several evaluated runs side by side, headline columns, deltas, published references, plots.
+
+Input: result directories written by ``fsc-clip eval`` (one JSON per benchmark, each with ``scores``). Each
+directory is one row. Columns come from an aggregation profile (:mod:`fsc_clip.evaluation.aggregate`):
+
+- ``fsc``: the 11 compositional benchmarks, then ``Comp`` (their mean), ``ZS`` (mean of the 21 zero-shot
+  tasks), ``I2T`` / ``T2I`` (mean R@1 over the retrieval sets present: COCO 5k, Flickr30k 1k,
+  COCO-Counterfactuals).
+- ``vl_compo``: the 12 benchmarks of the companion study and its ``results.csv`` columns (``comp_avg``,
+  ``imagenet``, ``21_tasks_avg``, ``coco_i2t`` ... ``i2t_avg``, ``t2i_avg``).
+- any other registered profile (e.g. ``synthetic``).
+
+A column whose inputs are incomplete is empty ("-"), never a silently partial mean. Outputs (``write_report``):
+``summary.csv`` (one row per run: profile columns, then ``delta_<headline>`` vs the baseline), ``subscores.csv``
+(every sub-score of every row), ``report.md``, a self-contained ``report.html`` (plots embedded as data URIs),
+and ``plots/comp_vs_zs.png`` and ``plots/benchmarks.png``.
+
+Published rows (``published=True``) are numbers copied from the public tables (package data under
+``fsc_clip/resources/published/``), marked ``source = published: ...`` everywhere and drawn hollow in the plots.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import html
+import json
+import re
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from fsc_clip.errors import DataNotFoundError, UserError
+
+RUN = "run"
+NUM_TD = '<td class="num">'
+_NUMERIC = re.compile(r"^[-+]?(\d|-$)")
+# Headline roles -> column name per profile (for the scatter and the headline table).
+ROLES = ("Comp", "ZS", "I2T", "T2I")
+ROLE_COLUMNS = {
+    "fsc": {"Comp": "Comp", "ZS": "ZS", "I2T": "I2T", "T2I": "T2I"},
+    "vl_compo": {"Comp": "comp_avg", "ZS": "21_tasks_avg", "I2T": "i2t_avg", "T2I": "t2i_avg"},
+}
+RETRIEVAL_SETS = ("coco_karpathy", "flickr30k", "coco_counterfactuals")
+ZS_PREFIX = "elevator::"
+
+
+@dataclass
+class Row:
+    """One report row: an evaluated run or a published reference."""
+
+    name: str
+    model: str
+    source: str  # "run" or "published: <table>"
+    subscores: dict[str, float] = field(default_factory=dict)
+    columns: dict[str, float | None] = field(default_factory=dict)
+    path: str = ""
+
+    @property
+    def published(self) -> bool:
+        return self.source != RUN
+
+
+@dataclass
+class Report:
+    """Rows with their profile columns; ``baseline`` names the row that deltas refer to (or None)."""
+
+    profile: str
+    description: str
+    benchmarks: list[str]
+    headlines: list[str]
+    rows: list[Row]
+    baseline: str | None = None
+
+    @property
+    def columns(self) -> list[str]:
+        return [*self.benchmarks, *self.headlines]
+
+    def row(self, name: str) -> Row:
+        return next(r for r in self.rows if r.name == name)
+
+    def delta(self, row: Row, column: str) -> float | None:
+        """``row[column] - baseline[column]`` (None without a baseline or a value)."""
+        if self.baseline is None:
+            return None
+        a, b = row.columns.get(column), self.row(self.baseline).columns.get(column)
+        return None if a is None or b is None else a - b
+
+    def role_column(self, role: str) -> str | None:
+        """The column playing ``role`` (Comp / ZS / I2T / T2I) in this profile, if any."""
+        col = ROLE_COLUMNS.get(self.profile, {}).get(role, role)
+        return col if col in self.headlines else None
+
+
+# ----- loading ------------------------------------------------------------------------------------------------
+def load_run(result_dir: str | Path) -> Row:
+    """Read every ``<benchmark>.json`` result in a directory into one row (sub-scores merged)."""
+    path = Path(result_dir).expanduser()
+    if not path.is_dir():
+        raise DataNotFoundError(f"result directory {path} does not exist (give folders written by `fsc-clip eval`).")
+    subscores: dict[str, float] = {}
+    model = ""
+    for f in sorted(path.glob("*.json")):
+        try:
+            data = json.loads(f.read_text())
+        except json.JSONDecodeError:
+            continue
+        if not (isinstance(data, dict) and "benchmark" in data and isinstance(data.get("scores"), dict)):
+            continue  # summary.json and unrelated files
+        subscores.update({k: float(v) for k, v in data["scores"].items() if v is not None})
+        info = data.get("model") or {}
+        model = model or str(info.get("label") or "/".join(str(info[k]) for k in ("name", "pretrained") if info.get(k)))
+    if not subscores:
+        raise DataNotFoundError(f"{path} holds no benchmark result JSONs (run `fsc-clip eval --output {path}` first).")
+    return Row(name=path.name, model=model or path.name, source=RUN, subscores=subscores, path=str(path))
+
+
+def _published_file(name: str):
+    return resources.files("fsc_clip") / "resources" / "published" / name
+
+
+def _num(text: str) -> float | None:
+    return float(text) if text not in ("", None) else None
+
+
+def published_rows(profile: str) -> list[Row]:
+    """Reference rows for a profile from package data (``[]`` for profiles without published numbers)."""
+    rows: list[Row] = []
+    if profile == "vl_compo":
+        with _published_file("vl_compo_individual_results.csv").open(encoding="utf-8") as fh:
+            subs = {(r["arch"], r["pretrained"]): r for r in csv.DictReader(fh)}
+        with _published_file("vl_compo_results.csv").open(encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                key = (r["arch"], r["pretrained"])
+                sub = {k: float(v) for k, v in subs.get(key, {}).items() if "::" in k and v != ""}
+                cols = {k: _num(v) for k, v in r.items() if k not in ("arch", "pretrained", "family")}
+                rows.append(Row(f"{r['arch']} {r['pretrained']}", "/".join(key), "published: vl_compo results.csv",
+                                sub, cols))  # fmt: skip
+    elif profile == "fsc":
+        with _published_file("fsc_clip_paper.csv").open(encoding="utf-8") as fh:
+            for r in csv.DictReader(fh):
+                cols = {k: _num(v) for k, v in r.items() if k not in ("model", "arch", "pretrained", "source")}
+                rows.append(Row(f"{r['model']} {r['pretrained']}", f"{r['arch']}/{r['pretrained']}",
+                                "published: FSC-CLIP paper table", {}, cols))  # fmt: skip
+    return rows
+
+
+def _unique_names(rows: list[Row]) -> None:
+    """Disambiguate equal row names: ``parent/name`` for runs, then a ``(2)``, ``(3)`` suffix."""
+    names = [r.name for r in rows]
+    for r in rows:
+        if names.count(r.name) > 1 and r.path:
+            r.name = f"{Path(r.path).parent.name}/{r.name}"
+    seen: dict[str, int] = {}
+    for r in rows:
+        seen[r.name] = seen.get(r.name, 0) + 1
+        if seen[r.name] > 1:
+            r.name = f"{r.name} ({seen[r.name]})"
+
+
+def _pick_baseline(rows: list[Row], name: str | None) -> str | None:
+    if not name:
+        return None
+    names = [r.name for r in rows]
+    if name in names:
+        return name
+    hits = [n for n in names if name.lower() in n.lower()]
+    if len(hits) == 1:
+        return hits[0]
+    raise UserError(f"--baseline {name!r} matches {len(hits)} rows; choose one of: {', '.join(names)}")
+
+
+def build_report(
+    result_dirs: list[str | Path], profile: str = "fsc", baseline: str | None = None, published: bool = False
+) -> Report:
+    """Load runs, compute the profile's columns for each, add published rows if asked, resolve the baseline.
+
+    Args:
+        result_dirs: Directories of result JSONs, one per run.
+        profile: Aggregation profile name (``fsc``, ``vl_compo``, ``synthetic``, ...).
+        baseline: Row name (or a unique substring of one) that deltas refer to.
+        published: Append the published reference rows of the profile.
+    """
+    from fsc_clip.evaluation.aggregate import compute_columns, get_profile
+
+    prof = get_profile(profile)
+    rows = [load_run(d) for d in result_dirs]
+    for r in rows:
+        r.columns = compute_columns(prof, r.subscores)
+    if published:
+        for r in published_rows(profile):
+            r.columns = {c: r.columns.get(c) for c in prof.columns()}
+            rows.append(r)
+    _unique_names(rows)
+    return Report(
+        profile=profile,
+        description=prof.description,
+        benchmarks=list(prof.benchmarks),
+        headlines=[h.name for h in prof.headlines],
+        rows=rows,
+        baseline=_pick_baseline(rows, baseline),
+    )
+
+
+# ----- tables -------------------------------------------------------------------------------------------------
+def fmt(value: float | None, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    return f"{value:+.2f}" if signed else f"{value:.2f}"
+
+
+@dataclass
+class Table:
+    title: str
+    header: list[str]
+    rows: list[list[str]]
+    note: str = ""
+
+
+def _cell(report: Report, row: Row, col: str) -> str:
+    d = report.delta(row, col)
+    return fmt(row.columns.get(col)) + (f" ({fmt(d, True)})" if d is not None and row.name != report.baseline else "")
+
+
+def _label(row: Row) -> str:
+    return f"{row.name} †" if row.published else row.name
+
+
+def report_tables(report: Report) -> list[Table]:
+    """Headline, per-benchmark, zero-shot and retrieval tables (cells are formatted strings)."""
+    delta_note = f" Values in parentheses: difference to the baseline `{report.baseline}`." if report.baseline else ""
+    pub_note = " † = published reference numbers (copied from the public tables, not computed here)."
+    tables = [
+        Table("Headline", ["run", "model", "source", *report.headlines],
+              [[_label(r), r.model, r.source, *(_cell(report, r, c) for c in report.headlines)] for r in report.rows],
+              "'-' = inputs missing (a headline needs all of its benchmarks / all 21 zero-shot tasks)."
+              + delta_note + pub_note),
+        Table("Per-benchmark scores", ["run", *report.benchmarks],
+              [[_label(r), *(_cell(report, r, c) for c in report.benchmarks)] for r in report.rows], delta_note),
+    ]  # fmt: skip
+    zs_cols = sorted({k for r in report.rows for k in r.subscores if k.startswith(ZS_PREFIX)})
+    if zs_cols:
+        tables.append(Table("Zero-shot classification (ELEVATER 21 tasks)",
+                            ["run", "tasks", *(c[len(ZS_PREFIX):] for c in zs_cols)],
+                            [[_label(r), str(sum(c in r.subscores for c in zs_cols)),
+                              *(fmt(r.subscores.get(c)) for c in zs_cols)]
+                             for r in report.rows if any(c in r.subscores for c in zs_cols)]))  # fmt: skip
+    ret_cols = [f"{s}::{d}/R@{k}" for s in RETRIEVAL_SETS for d in ("i2t", "t2i") for k in (1, 5, 10)]
+    ret_cols = [c for c in ret_cols if any(c in r.subscores for r in report.rows)]
+    if ret_cols:
+        tables.append(Table("Retrieval (recall@k, %)", ["run", *ret_cols],
+                            [[_label(r), *(fmt(r.subscores.get(c)) for c in ret_cols)]
+                             for r in report.rows if any(c in r.subscores for c in ret_cols)]))  # fmt: skip
+    return tables
+
+
+def summary_records(report: Report) -> list[dict[str, Any]]:
+    """One dict per row for ``summary.csv``: identity, profile columns, deltas of the headline columns."""
+    out = []
+    for r in report.rows:
+        rec: dict[str, Any] = {"run": r.name, "model": r.model, "source": r.source, "path": r.path}
+        rec.update({c: r.columns.get(c) for c in report.columns})
+        rec["zs_tasks"] = sum(k.startswith(ZS_PREFIX) for k in r.subscores) if not r.published else None
+        for c in report.headlines:
+            rec[f"delta_{c}"] = report.delta(r, c)
+        out.append(rec)
+    return out
+
+
+# ----- writing ------------------------------------------------------------------------------------------------
+def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
+    header = list(dict.fromkeys(k for rec in records for k in rec))
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        w = csv.DictWriter(fh, fieldnames=header)
+        w.writeheader()
+        for rec in records:
+            w.writerow({k: ("" if v is None else v) for k, v in rec.items()})
+
+
+def make_plots(report: Report, plot_dir: Path) -> dict[str, Path]:
+    """``comp_vs_zs.png`` (spectrum scatter) and ``benchmarks.png`` (grouped bars of the runs)."""
+    from fsc_clip.evaluation.plots import Point, bar_plot, scatter_plot
+
+    y_col, x_col = report.role_column("Comp"), report.role_column("ZS")
+    if y_col is None and report.headlines:
+        y_col = report.headlines[0]
+    points = []
+    if x_col and y_col:
+        for r in report.rows:
+            x, y = r.columns.get(x_col), r.columns.get(y_col)
+            if x is not None and y is not None:
+                points.append(Point(r.name, x, y, r.published))
+    scatter = scatter_plot(
+        points,
+        plot_dir / "comp_vs_zs.png",
+        f"zero-shot classification ({x_col or 'ZS'})",
+        f"compositionality ({y_col or 'Comp'})",
+        f"Compositionality vs zero-shot ({report.profile})",
+    )
+    cats = [*report.benchmarks, *report.headlines]
+    runs = [r for r in report.rows if not r.published] or report.rows
+    series = {r.name: [r.columns.get(c) for c in cats] for r in runs}
+    bars = bar_plot(cats, series, plot_dir / "benchmarks.png", f"Per-benchmark scores ({report.profile})")
+    return {"scatter": scatter, "bars": bars}
+
+
+def render_markdown(report: Report, tables: list[Table], plots: dict[str, Path], out_dir: Path) -> str:
+    lines = [f"# fsc-clip evaluation report (profile `{report.profile}`)", "", report.description or "", ""]
+    for t in tables:
+        lines += [f"## {t.title}", "", "| " + " | ".join(t.header) + " |", "|" + "---|" * len(t.header)]
+        lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in t.rows]
+        lines += ["", t.note, ""] if t.note else [""]
+    lines += ["## Plots", ""]
+    lines += [f"![{k}]({p.relative_to(out_dir).as_posix()})" for k, p in plots.items()]
+    return "\n".join(lines) + "\n"
+
+
+CSS = (
+    "body{font-family:system-ui,-apple-system,Segoe UI,Helvetica,Arial,sans-serif;margin:24px;color:#222}"
+    "table{border-collapse:collapse;margin:8px 0 4px;font-size:13px}"
+    "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}th{background:#f2f2f2}"
+    "td.num{text-align:right}tr.published td{color:#666;font-style:italic}"
+    ".note{font-size:12px;color:#555;margin:0 0 18px}img{max-width:100%;border:1px solid #ddd;margin:6px 0}"
+    ".tablewrap{overflow-x:auto}"
+)
+
+
+def render_html(report: Report, tables: list[Table], plots: dict[str, Path]) -> str:
+    """A self-contained page: inline CSS, tables, the plots embedded as base64 PNG data URIs."""
+    esc = html.escape
+    pub = {_label(r) for r in report.rows if r.published}
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>fsc-clip report ({esc(report.profile)})</title><style>{CSS}</style></head><body>",
+        f"<h1>fsc-clip evaluation report (profile <code>{esc(report.profile)}</code>)</h1>",
+        f"<p>{esc(report.description or '')}</p>",
+    ]
+    for t in tables:
+        parts.append(f'<h2>{esc(t.title)}</h2><div class="tablewrap"><table>')
+        parts.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
+        for row in t.rows:
+            cls = ' class="published"' if row[0] in pub else ""
+            cells = "".join((NUM_TD if _NUMERIC.match(c) else "<td>") + f"{esc(c)}</td>" for c in row)
+            parts.append(f"<tr{cls}>{cells}</tr>")
+        parts.append("</tbody></table></div>")
+        if t.note:
+            parts.append(f'<p class="note">{esc(t.note)}</p>')
+    parts.append("<h2>Plots</h2>")
+    for key, path in plots.items():
+        data = base64.b64encode(path.read_bytes()).decode("ascii")
+        parts.append(f'<figure><img alt="{esc(key)}" src="data:image/png;base64,{data}"></figure>')
+    parts.append("</body></html>")
+    return "\n".join(parts) + "\n"
+
+
+def write_report(report: Report, output_dir: str | Path) -> dict[str, Path]:
+    """Write the CSVs, Markdown, HTML and plots into ``output_dir``; returns ``{kind: path}``."""
+    out = Path(output_dir).expanduser()
+    out.mkdir(parents=True, exist_ok=True)
+    files = {"summary_csv": out / "summary.csv", "subscores_csv": out / "subscores.csv",
+             "markdown": out / "report.md", "html": out / "report.html"}  # fmt: skip
+    _write_csv(files["summary_csv"], summary_records(report))
+    keys = sorted({k for r in report.rows for k in r.subscores})
+    _write_csv(files["subscores_csv"], [{"run": r.name, "source": r.source, **{k: r.subscores.get(k) for k in keys}}
+                                        for r in report.rows])  # fmt: skip
+    plots = make_plots(report, out / "plots")
+    tables = report_tables(report)
+    files["markdown"].write_text(render_markdown(report, tables, plots, out), encoding="utf-8")
+    files["html"].write_text(render_html(report, tables, plots), encoding="utf-8")
+    files.update({f"plot_{k}": p for k, p in plots.items()})
+    return files

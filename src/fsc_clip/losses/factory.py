@@ -1,0 +1,63 @@
+"""Loss registry and the config → loss factory."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from fsc_clip.config import ConfigError, from_dict
+from fsc_clip.losses.config import LossConfig
+from fsc_clip.losses.fsc import FSCCLIPLoss
+from fsc_clip.registry import Registry
+
+#: name -> builder(cfg: LossConfig, rank: int, world_size: int) -> FSCCLIPLoss-compatible module.
+LOSSES: Registry[Callable[..., FSCCLIPLoss]] = Registry("loss")
+
+
+def _common(cfg: LossConfig, rank: int, world_size: int) -> dict[str, Any]:
+    return {
+        "neg_loss": cfg.neg_loss_name,
+        "focal_gamma": cfg.focal_gamma,
+        "label_smoothing": cfg.neg_label_smoothing,
+        "sim_normalizer": cfg.sim_normalizer,
+        "sim_sparsify": cfg.sim_sparsify,
+        "rank": rank,
+        "world_size": world_size,
+    }
+
+
+@LOSSES.register("clip")
+def _clip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCCLIPLoss:
+    # The reference's `--loss-name clip`: negatives, if the data has them, become NegCLIP columns.
+    return FSCCLIPLoss(0.0, 0.0, negclip=True, require_negatives=False, **_common(cfg, rank, world_size))
+
+
+@LOSSES.register("negclip")
+def _negclip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCCLIPLoss:
+    return FSCCLIPLoss(0.0, 0.0, negclip=True, require_negatives=True, **_common(cfg, rank, world_size))
+
+
+@LOSSES.register("fsc-clip")
+def _fsc_clip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCCLIPLoss:
+    return FSCCLIPLoss(cfg.global_weight, cfg.local_weight, **_common(cfg, rank, world_size))
+
+
+def build_loss(cfg: LossConfig | dict[str, Any] | None = None, rank: int = 0, world_size: int = 1) -> FSCCLIPLoss:
+    """Build the loss module described by ``cfg``.
+
+    Args:
+        cfg: A :class:`LossConfig`, a dict of its fields (reference option names; dashes allowed, e.g.
+            ``{"loss-name": "fsc-clip", "neg-loss-weight": 0.5}``) or None for the paper recipe.
+        rank: This process's rank.
+        world_size: Number of processes (features are gathered with gradient when > 1).
+
+    Returns:
+        The loss module; see :class:`FSCCLIPLoss` for the call signature and outputs.
+    """
+    if cfg is None:
+        cfg = LossConfig()
+    elif isinstance(cfg, dict):
+        cfg = from_dict(LossConfig, cfg)
+    elif not isinstance(cfg, LossConfig):
+        raise ConfigError(f"build_loss: expected a LossConfig or a dict, got {type(cfg).__name__}")
+    return LOSSES.get(cfg.loss_name)(cfg, rank=rank, world_size=world_size)

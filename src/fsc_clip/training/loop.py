@@ -1,0 +1,330 @@
+"""``train(cfg)``: build model, loss, data and optimiser from a :class:`TrainConfig`, then run the loop.
+
+The loop is deliberately plain: for each epoch, position the loader (``set_epoch(epoch, start_batch)``
+so that a resumed run skips exactly the batches already done), group ``accum_freq`` batches into one
+optimizer step (:func:`fsc_clip.training.step.train_step`), log, checkpoint, and evaluate at epoch ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+import random
+import time
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from fsc_clip.config import ConfigError, to_dict
+from fsc_clip.training import hooks
+from fsc_clip.training.checkpoint import (
+    load_checkpoint,
+    resolve_resume,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
+)
+from fsc_clip.training.config import TrainConfig
+from fsc_clip.training.distributed import (
+    DistInfo,
+    barrier,
+    broadcast_object,
+    cleanup_distributed,
+    gather_objects,
+    init_distributed,
+)
+from fsc_clip.training.logger import RunLogger
+from fsc_clip.training.optim import build_optimizer, lr_at, set_lr
+from fsc_clip.training.step import FeatureEncoder, StepContext, iter_groups, train_step
+
+
+@dataclass
+class Position:
+    """Where the run stands: ``epoch`` in progress, loader batches of it consumed, optimizer steps done."""
+
+    epoch: int = 0
+    batch_in_epoch: int = 0
+    step: int = 0
+
+
+def seed_everything(seed: int) -> None:
+    """Seed torch, numpy and Python's ``random``."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)
+    random.seed(seed)
+
+
+def autocast_factory(precision: str, device: torch.device) -> Any:
+    """Context-manager factory for the forward pass. ``amp`` on CPU autocasts to bfloat16 (no fp16 scaler there)."""
+    if precision == "fp32":
+        return contextlib.nullcontext
+    dtype = torch.bfloat16 if precision == "amp_bf16" or device.type != "cuda" else torch.float16
+    return functools.partial(torch.autocast, device_type=device.type, dtype=dtype)
+
+
+def uses_negatives(loss_fn: Any) -> bool:
+    """Whether the loss does anything with negatives (NegCLIP columns or HN terms), so they are worth encoding.
+
+    ``clip`` does not *need* negatives but appends them as NegCLIP columns when the data provides them.
+    """
+    weights = getattr(loss_fn, "global_weight", 0.0), getattr(loss_fn, "local_weight", 0.0)
+    return bool(getattr(loss_fn, "needs_negatives", False) or getattr(loss_fn, "negclip", False) or max(weights) > 0)
+
+
+def run_dir_for(cfg: TrainConfig, info: DistInfo) -> Path:
+    """``<output>/<name>``; an unnamed run gets ``<time>-<loss>-<model>`` (chosen on rank 0, shared)."""
+    name = cfg.name
+    if name is None:
+        if cfg.resume == "auto":
+            raise ConfigError("--resume auto needs a fixed run name: pass --name (or set name: in the config)")
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        name = broadcast_object(f"{stamp}-{cfg.loss.loss_name}-{cfg.model.name.replace('/', '_')}", info)
+    return Path(cfg.output) / name
+
+
+def build_model(cfg: TrainConfig, device: torch.device) -> tuple[Any, dict[str, Any] | None]:
+    """Load the model and make the configured parameters trainable (LoRA, locked towers, checkpointing).
+
+    Returns the :class:`~fsc_clip.models.LoadedModel` and the LoRA settings to record (None = full).
+    """
+    from fsc_clip.models import load_model
+
+    m = cfg.model
+    lm = load_model(m.name, m.pretrained, device="cpu", precision="fp32", force_quick_gelu=m.quick_gelu)
+    model = lm.model
+    lora = None
+    if m.lora_rank > 0:
+        from fsc_clip.models import lora as lora_lib
+
+        lora_lib.apply_lora(model, rank=m.lora_rank, alpha=m.lora_alpha)  # freezes all but the adapters
+        lora = lora_lib.lora_config(model)  # {"rank", "alpha", "targets"}, recorded in checkpoints
+    if m.lock_image:
+        model.lock_image_tower(unlocked_groups=0, freeze_bn_stats=False)
+    if m.lock_text:
+        model.lock_text_tower(unlocked_layers=0, freeze_layer_norm=True)
+    if m.grad_checkpointing:
+        model.set_grad_checkpointing(True)
+    model.to(device)
+    model.train()
+    return lm, lora
+
+
+def train(cfg: TrainConfig) -> Path:
+    """Run (or resume) training as configured; returns the run directory.
+
+    Works as a single process or under ``torchrun`` (one process per device, DDP).
+
+    Raises:
+        ConfigError: inconsistent settings (e.g. a loss that needs negatives without data negatives).
+        NonFiniteLossError: the loss became NaN/inf; every rank stops at the same step.
+    """
+    info = init_distributed(cfg.device)
+    try:
+        return _Trainer(cfg, info).run()
+    finally:
+        cleanup_distributed()
+
+
+class _Trainer:
+    """Holds the run's objects so that the loop methods stay short."""
+
+    def __init__(self, cfg: TrainConfig, info: DistInfo) -> None:
+        from fsc_clip.data import build_train_loader
+        from fsc_clip.losses import build_loss
+
+        self.cfg, self.info = cfg, info
+        self.run_dir = run_dir_for(cfg, info)
+        self.ckpt_dir = self.run_dir / "checkpoints"
+        seed_everything(cfg.seed)  # identical initial weights on every rank (and across world sizes)
+        self.lm, self.lora = build_model(cfg, info.device)
+        self.loss_fn = build_loss(cfg.loss, rank=info.rank, world_size=info.world_size)
+        preprocess = self.lm.preprocess_train if cfg.model.augment else self.lm.preprocess_val
+        self.loader = build_train_loader(
+            cfg.data,
+            tokenizer=self.lm.tokenizer,
+            preprocess=preprocess,
+            batch_size=cfg.optim.batch_size,
+            seed=cfg.seed,
+            rank=info.rank,
+            world_size=info.world_size,
+        )
+        self._check_negatives()
+        self.steps_per_epoch = len(self.loader) // cfg.optim.accum_freq
+        if self.steps_per_epoch < 1:
+            raise ConfigError(
+                f"{cfg.data.train_data}: {len(self.loader)} batch(es) per epoch per process is fewer than "
+                f"optim.accum_freq={cfg.optim.accum_freq}; use more data or a smaller batch_size/accum_freq"
+            )
+        self.total_steps = self.steps_per_epoch * cfg.optim.epochs
+        if cfg.optim.max_steps is not None:
+            self.total_steps = min(self.total_steps, cfg.optim.max_steps)
+        seed_everything(cfg.seed + info.rank)  # per-rank streams from here on (augmentation)
+        self.optimizer = build_optimizer(self.lm.model, cfg.optim)
+        fp16_scaler = cfg.optim.precision == "amp" and info.device.type == "cuda"
+        self.scaler = torch.amp.GradScaler(info.device.type, enabled=fp16_scaler)
+        self.pos, self.pending_rng = self._maybe_resume()
+        self.ctx = self._step_context()
+        self.skipped = 0
+
+    def _check_negatives(self) -> None:
+        if self.loss_fn.needs_negatives and not list(getattr(self.loader, "negative_types", []) or []):
+            raise ConfigError(
+                f"loss {self.cfg.loss.loss_name!r} needs hard negatives but the data has none: set data.negatives "
+                "(e.g. --add-random-text-hard-negatives fsc-clip) or data.precomputed_negatives"
+            )
+
+    def _step_context(self) -> StepContext:
+        encoder: torch.nn.Module = FeatureEncoder(self.lm.model)
+        if self.info.distributed:
+            ids = [self.info.device.index] if self.info.device.type == "cuda" else None
+            encoder = torch.nn.parallel.DistributedDataParallel(encoder, device_ids=ids)
+        params = [p for p in self.lm.model.parameters() if p.requires_grad]
+        return StepContext(
+            encoder=encoder,
+            loss_fn=self.loss_fn,
+            optimizer=self.optimizer,
+            scaler=self.scaler,
+            autocast=autocast_factory(self.cfg.optim.precision, self.info.device),
+            dist=self.info,
+            logit_scale=getattr(self.lm.model, "logit_scale", None),
+            needs_dense=bool(self.loss_fn.needs_dense),
+            use_negatives=uses_negatives(self.loss_fn),
+            grad_clip_norm=self.cfg.optim.grad_clip_norm,
+            params=params,
+        )
+
+    # ----------------------------------------------------------------------------------- resume / save
+    def _maybe_resume(self) -> tuple[Position, dict[str, Any] | None]:
+        path = resolve_resume(self.cfg.resume, self.run_dir)
+        if path is None:
+            return Position(), None
+        ckpt = load_checkpoint(path)
+        self.lm.model.load_state_dict(ckpt["state_dict"])
+        self.optimizer.load_state_dict(ckpt["optimizer"])
+        if ckpt.get("scaler"):
+            self.scaler.load_state_dict(ckpt["scaler"])
+        pos = Position(int(ckpt["epoch"]), int(ckpt["batch_in_epoch"]), int(ckpt["step"]))
+        rng = None
+        if int(ckpt.get("world_size", 1)) == self.info.world_size and ckpt.get("rng"):
+            rng = ckpt["rng"][self.info.rank]
+        elif self.info.is_main:
+            warnings.warn(
+                f"{path} was written by {ckpt.get('world_size')} process(es), now {self.info.world_size}: "
+                "RNG streams and the mid-epoch position are approximate.",
+                stacklevel=2,
+            )
+        if self.info.is_main:
+            print(f"Resuming from {path} at epoch {pos.epoch}, step {pos.step}.", flush=True)
+        return pos, rng
+
+    def _save(self, epoch_file: int | None) -> None:
+        """Checkpoint the current position (collective: every rank contributes its RNG state)."""
+        rngs = gather_objects(rng_state(), self.info)
+        if self.info.is_main:
+            model_meta = {**self.lm.spec.to_dict(), "pretrained": self.cfg.model.pretrained, "lora": self.lora}
+            ckpt = {
+                "model": model_meta,
+                "state_dict": self.lm.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+                "epoch": self.pos.epoch,
+                "batch_in_epoch": self.pos.batch_in_epoch,
+                "step": self.pos.step,
+                "rng": rngs,
+                "world_size": self.info.world_size,
+                "config": to_dict(self.cfg),
+            }
+            save_checkpoint(ckpt, self.ckpt_dir, epoch_file, self.cfg.checkpoint.keep_last_epochs)
+        barrier(self.info)
+
+    # ----------------------------------------------------------------------------------- the loop
+    def run(self) -> Path:
+        cfg, info = self.cfg, self.info
+        if info.is_main:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+        barrier(info)
+        self.log = RunLogger(
+            self.run_dir, info.is_main, self.total_steps, self.pos.step, cfg.logging.progress, cfg.logging.tensorboard
+        )
+        try:
+            while self.pos.epoch < cfg.optim.epochs and self.pos.step < self.total_steps:
+                finished = self._run_epoch()
+                if not finished:
+                    self._save(epoch_file=None)  # stopped by max_steps mid-epoch
+                    break
+                self._end_epoch()
+        finally:
+            self.log.close()
+        return self.run_dir
+
+    def _run_epoch(self) -> bool:
+        """Train the rest of the current epoch; False when ``max_steps`` stopped it early."""
+        cfg, pos, accum = self.cfg, self.pos, self.cfg.optim.accum_freq
+        self.loader.set_epoch(pos.epoch, start_batch=pos.batch_in_epoch)
+        batches = iter(self.loader)
+        if self.pending_rng is not None:  # restore after the iterator drew its seed, as the original run did
+            set_rng_state(self.pending_rng)
+            self.pending_rng = None
+        remaining = self.steps_per_epoch - pos.batch_in_epoch // accum
+        for group in itertools.islice(iter_groups(batches, accum), remaining):
+            base_lr = lr_at(pos.step, cfg.optim, self.total_steps)
+            set_lr(self.optimizer, base_lr)
+            out = train_step(self.ctx, group, inject_nan=hooks.inject_nan(pos.step + 1, self.info.rank))
+            pos.step += 1
+            pos.batch_in_epoch += accum
+            self._after_step(out, group, base_lr)
+            if pos.step >= self.total_steps and pos.batch_in_epoch // accum < self.steps_per_epoch:
+                return False
+        return True
+
+    def _after_step(self, out: dict[str, Any], group: list[Any], base_lr: float) -> None:
+        cfg, pos = self.cfg, self.pos
+        self.skipped += sum(int(getattr(b, "n_skipped", 0)) for b in group)
+        self.log.count(sum(len(b.texts) for b in group) * self.info.world_size)
+        write = pos.step % cfg.logging.every_n_steps == 0 or pos.step == self.total_steps
+        if write:
+            metrics = {k: v for k, v in (getattr(self.loss_fn, "metrics", None) or {}).items()}
+            record = {**out, **metrics, "lr": base_lr, "skipped_samples": self.skipped}
+            self.log.step(pos.step, pos.epoch, record, write=True)
+        else:
+            self.log.step(pos.step, pos.epoch, {}, write=False)
+        every = cfg.checkpoint.every_n_steps
+        if every and pos.step % every == 0 and pos.step < self.total_steps:
+            self._save(epoch_file=None)
+        hooks.maybe_kill(pos.step)
+
+    def _end_epoch(self) -> None:
+        cfg, pos = self.cfg, self.pos
+        pos.epoch += 1
+        pos.batch_in_epoch = 0
+        last = pos.epoch >= cfg.optim.epochs or pos.step >= self.total_steps
+        every = cfg.checkpoint.every_n_epochs
+        keep_epoch = last or (every > 0 and pos.epoch % every == 0)
+        self._save(epoch_file=pos.epoch if keep_epoch else None)
+        if self.skipped:
+            self.log.message(f"epoch {pos.epoch}: {self.skipped} bad sample(s) skipped so far")
+        if cfg.eval.benchmarks and (last or pos.epoch % cfg.eval.every_n_epochs == 0):
+            self._evaluate()
+
+    def _evaluate(self) -> None:
+        cfg, pos = self.cfg, self.pos
+        if self.info.is_main:
+            scores = hooks.run_evaluation(
+                self.lm,
+                cfg.eval.benchmarks,
+                cfg.eval.data_root,
+                self.run_dir / "eval" / f"epoch_{pos.epoch}",
+                cfg.eval.batch_size,
+                str(self.info.device),
+            )
+            if scores is not None:
+                self.log.write({"step": pos.step, "epoch": pos.epoch, "eval": scores})
+                self.log.message(f"eval after epoch {pos.epoch}: {scores}")
+        barrier(self.info)

@@ -1,0 +1,93 @@
+"""End to end: ``fsc-clip eval`` with the tiny model over every fixture; JSONs, summary, skip/overwrite, errors."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from eval_fixtures import write_all
+
+from fsc_clip.cli.main import main
+from fsc_clip.evaluation.benchmarks import BENCHMARKS
+from fsc_clip.evaluation.embedder import CachedEmbedder
+from fsc_clip.evaluation.runner import evaluate, resolve_benchmarks
+
+COMPOSITIONAL = [n for n in BENCHMARKS.names() if BENCHMARKS.get(n).kind == "compositional"]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("evaldata")
+    return root, write_all(root)
+
+
+def test_cli_eval_all_fixtures(data_root, tmp_path, capsys):
+    root, expected = data_root
+    out = tmp_path / "res"
+    argv = ["eval", "--model", "fsc-tiny", "--benchmarks", "compositional", "--data-root", str(root),
+            "--output", str(out), "--batch-size", "16", "--no-progress"]  # fmt: skip
+    assert main(argv) == 0
+    for name in COMPOSITIONAL:
+        res = json.loads((out / f"{name}.json").read_text())
+        assert res["benchmark"] == name and res["model"]["name"] == "fsc-tiny"
+        assert res["counts"] == expected[name]
+        assert set(res["scores"]) == set(expected[name])
+        assert 0.0 <= res["score"] <= 100.0
+    summary = json.loads((out / "summary.json").read_text())
+    assert set(summary["benchmarks"]) == set(COMPOSITIONAL)
+    assert summary["profiles"]["vl_compo"]["comp_avg"] is not None
+    assert summary["profiles"]["fsc"]["Comp"] is not None
+    assert "comp_avg" in (out / "summary.md").read_text()
+    assert "Comp=" in capsys.readouterr().out
+
+    # re-running skips existing results (files untouched); --overwrite recomputes
+    stamp = (out / "winoground.json").stat().st_mtime_ns
+    assert main([*argv[:4], "winoground", *argv[5:]]) == 0
+    assert (out / "winoground.json").stat().st_mtime_ns == stamp
+    assert main([*argv[:4], "winoground", *argv[5:], "--overwrite"]) == 0
+    assert (out / "winoground.json").stat().st_mtime_ns != stamp
+
+
+def test_cli_missing_data_explicit_name_is_an_error(tmp_path, capsys):
+    code = main(["eval", "--model", "fsc-tiny", "--benchmarks", "winoground", "--data-root", str(tmp_path),
+                 "--output", str(tmp_path / "o"), "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2
+    assert str(tmp_path / "winoground" / "data" / "examples.jsonl") in err and "facebook/winoground" in err
+
+
+def test_cli_group_word_skips_missing(tmp_path, capsys):
+    code = main(["eval", "--model", "fsc-tiny", "--benchmarks", "compositional", "--data-root", str(tmp_path),
+                 "--output", str(tmp_path / "o"), "--no-progress"])  # fmt: skip
+    assert code == 2 and "no benchmark data found" in capsys.readouterr().err
+
+
+def test_existing_result_of_another_model_is_refused(data_root, tmp_path, tiny_model):
+    from fsc_clip.errors import UserError
+
+    root, _ = data_root
+    evaluate(tiny_model, ["winoground"], root, tmp_path, progress=False)
+    data = json.loads((tmp_path / "winoground.json").read_text())
+    data["model"]["pretrained"] = "something-else"
+    (tmp_path / "winoground.json").write_text(json.dumps(data))
+    with pytest.raises(UserError, match="another model"):
+        evaluate(tiny_model, ["winoground"], root, tmp_path, progress=False)
+
+
+def test_embedding_cache_encodes_each_unique_input_once(data_root, tiny_model):
+    root, _ = data_root
+    emb = CachedEmbedder(tiny_model, batch_size=8, progress=False)
+    evaluate(tiny_model, ["sugarcrepe", "winoground", "colorswap"], root, None, embedder=emb, progress=False)
+    n_images, n_texts = emb.stats["n_images"], emb.stats["n_texts"]
+    assert n_images == emb.cache_sizes()["images"] and n_texts == emb.cache_sizes()["texts"]
+    assert n_images == 2 + 6 + 6  # sugarcrepe reuses 2 COCO images over 14 items
+    evaluate(tiny_model, ["sugarcrepe", "winoground"], root, None, embedder=emb, progress=False)
+    assert emb.stats["n_images"] == n_images and emb.stats["n_texts"] == n_texts  # nothing re-encoded
+
+
+def test_resolve_benchmarks():
+    assert resolve_benchmarks("compositional") == COMPOSITIONAL
+    assert resolve_benchmarks("winoground, sugarcrepe,winoground") == ["winoground", "sugarcrepe"]
+    assert set(COMPOSITIONAL) <= set(resolve_benchmarks("all"))
+    with pytest.raises(KeyError, match="Did you mean"):
+        resolve_benchmarks("winogrnd")
