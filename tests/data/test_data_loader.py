@@ -172,3 +172,20 @@ def test_workers_give_identical_batches(coco_tsv, tok_pre):
         for x, y in zip(ref, par):
             assert torch.equal(x.images, y.images) and torch.equal(x.neg_texts, y.neg_texts)
     assert _ids(_epoch(par_loader, 2)) != _ids(ref)
+
+
+def test_two_ranks_equal_one_process_with_double_batch(coco_tsv, tok_pre):
+    """Step t on 2 ranks × batch 3 holds exactly the rows, images and negatives of step t on 1 process × batch 6."""
+    cfg = DataConfig(train_data=str(coco_tsv), negatives="precomputed")
+    single = _epoch(build_train_loader(cfg, *tok_pre, batch_size=6, seed=9), 1)
+    ranks = [_epoch(build_train_loader(cfg, *tok_pre, batch_size=3, seed=9, rank=r, world_size=2), 1) for r in (0, 1)]
+    assert len(single) == len(ranks[0]) == len(ranks[1]) == 4
+    for t, whole in enumerate(single):
+        parts = {
+            i: (b.images[j], b.neg_texts[j])
+            for b in (ranks[0][t], ranks[1][t])
+            for j, i in enumerate(b.indices.tolist())
+        }
+        assert sorted(parts) == sorted(whole.indices.tolist())
+        for j, i in enumerate(whole.indices.tolist()):
+            assert torch.equal(parts[i][0], whole.images[j]) and torch.equal(parts[i][1], whole.neg_texts[j])

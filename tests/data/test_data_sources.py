@@ -106,3 +106,19 @@ def test_list_sources_cli(capsys):
     assert main(["list", "sources"]) == 0
     out = capsys.readouterr().out
     assert all(name in out for name in ("csv", "tsv", "jsonl", "webdataset"))
+
+
+def test_data_config_from_yaml_values():
+    from fsc_clip.config import from_dict
+
+    cfg = from_dict(DataConfig, {"train_data": "x.tsv", "csv-separator": "\\t", "workers": "2", "negatives": "none"})
+    assert cfg.csv_separator == "\t" and cfg.workers == 2 and cfg.negatives is None
+    for bad in ({"workers": -1}, {"on_bad_sample": "ignore"}, {"source": "parquet"}, {"csv_separator": ";;"}):
+        with pytest.raises(ConfigError):
+            from_dict(DataConfig, bad)
+
+
+def test_tab_separator_on_csv_named_file(tmp_path, image_rows, dh):
+    path = dh.write_coco_neg_tsv(tmp_path / "coco.csv", image_rows)  # open_clip style: --csv-separator "\t"
+    table = load_source(DataConfig(train_data=str(path), csv_separator="\t"))
+    assert len(table) == len(image_rows) and table.negative_types == ["negclip"]

@@ -155,3 +155,11 @@ def test_precomputed_negatives_joined_by_caption(tmp_path, tok_pre, dh):
 
 def test_sample_id_ignores_folder():
     assert sample_id("/x/y/shard-1.tar", "k") == sample_id("/elsewhere/shard-1.tar", "k") != sample_id("s.tar", "k")
+
+
+def test_corrupt_shard_is_skipped(tmp_path, tok_pre, dh):
+    caps = write_shards(tmp_path, "a", 1, 4, dh)
+    (tmp_path / "a-1.tar").write_bytes(b"this is not a tar archive" * 50)
+    cfg = DataConfig(train_data=f"{tmp_path}/a-{{0..1}}.tar", train_num_samples=8, wds_shuffle_buffer=0)
+    batches = _epoch(build_train_loader(cfg, *tok_pre, batch_size=4), 0)  # webdataset warns and goes on
+    assert len(batches) == 2 and all(sorted(b.captions) == sorted(caps) for b in batches)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from loss_inputs import grads_of, make_inputs
 from loss_naive_reference import naive_local
@@ -29,7 +30,15 @@ def test_batch_without_valid_negatives():
     assert all((g == 0).all() for g in grads.values())
 
 
-def test_constant_similarity_rows():
+@pytest.fixture(params=["gram", "explicit"])
+def local_method(request, monkeypatch):
+    import fsc_clip.losses.local as local
+
+    monkeypatch.setattr(local, "prefer_gram", lambda *_: request.param == "gram")
+    return request.param
+
+
+def test_constant_similarity_rows(local_method):
     """Identical patches (and zero text tokens) make every token-patch row constant: min-max would divide
     0 by 0; we fall back to uniform weights."""
     x = make_inputs(1)
@@ -50,7 +59,7 @@ def test_constant_similarity_rows():
         torch.testing.assert_close(terms["local_hn_loss"], expected, atol=1e-6, rtol=1e-6)
 
 
-def test_single_valid_token_and_tokenless_captions():
+def test_single_valid_token_and_tokenless_captions(local_method):
     x = make_inputs(2)
     x["text_mask"] = torch.zeros_like(x["text_mask"])
     x["text_mask"][:, 3] = True  # every positive has exactly one valid token
@@ -76,7 +85,7 @@ def test_missing_tokens_or_negatives_drop_terms():
     assert set(loss_fn.metrics) == {"logit_scale"}
 
 
-def test_half_precision_inputs_run_local_loss_in_float32():
+def test_half_precision_inputs_run_local_loss_in_float32(local_method):
     x = make_inputs(4)
     half = {k: (v.detach().to(torch.bfloat16) if v.is_floating_point() else v) for k, v in x.items()}
     terms = FSCCLIPLoss(1.0, 1.0)(**half)

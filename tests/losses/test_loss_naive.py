@@ -36,9 +36,18 @@ def _naive_terms(x: dict, normalizer: str, sparsify: bool, gamma: float, eps: fl
     }  # fmt: skip
 
 
+@pytest.fixture(params=["gram", "explicit"])
+def local_method(request, monkeypatch):
+    """Run the local loss through both exact implementations (normally chosen from the shapes)."""
+    import fsc_clip.losses.local as local
+
+    monkeypatch.setattr(local, "prefer_gram", lambda *_: request.param == "gram")
+    return request.param
+
+
 @pytest.mark.parametrize(("normalizer", "sparsify", "gamma", "eps", "negclip"), CASES)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_terms_and_gradients_match_naive(seed, normalizer, sparsify, gamma, eps, negclip):
+def test_terms_and_gradients_match_naive(seed, normalizer, sparsify, gamma, eps, negclip, local_method):
     x = make_inputs(seed)
     loss_fn = FSCCLIPLoss(1.0, 1.0, "focal_loss", gamma, eps, normalizer, sparsify, negclip=negclip)
     terms = loss_fn(**x)
@@ -92,8 +101,9 @@ def test_invalid_negatives_are_excluded_not_zero_filled():
     assert not torch.allclose(zero_filled, before["clip_loss"])
 
 
+@pytest.mark.parametrize("method", ["gram", "explicit"])
 @pytest.mark.parametrize("normalizer", ["minmax", "softmax"])
-def test_token_scores_backward_equals_autograd_of_explicit_z(normalizer):
+def test_token_scores_backward_equals_autograd_of_explicit_z(normalizer, method):
     """The hand-written backward (Gram form, Z never built) against autograd through the explicit
     ``Z = W P`` formula, for a random upstream gradient."""
     from fsc_clip.losses.local import patch_weights, token_scores
@@ -105,7 +115,7 @@ def test_token_scores_backward_equals_autograd_of_explicit_z(normalizer):
     weights = patch_weights(torch.einsum("bcld,bpd->bclp", texts, patches).detach(), normalizer)
     z = torch.nn.functional.normalize(torch.einsum("bclp,bpd->bcld", weights, patches), dim=-1)
     explicit = scale * (z * torch.nn.functional.normalize(texts, dim=-1)).sum(-1)
-    ours = token_scores(patches, texts, scale, normalizer)
+    ours = token_scores(patches, texts, scale, normalizer, method=method)
     torch.testing.assert_close(ours, explicit, **TOL)
     upstream = torch.randn(ours.shape, generator=gen, dtype=torch.float64)
     got = torch.autograd.grad((ours * upstream).sum(), (texts, patches, scale))

@@ -18,9 +18,7 @@ from PIL import Image
 from fsc_clip.data.synthetic import NEGATIVE_KINDS, WorldConfig, generate_world, load_vocab
 from fsc_clip.data.synthetic import scene as sc
 
-TINY = dict(
-    n_train=60, n_sugarcrepe=12, n_winoground=9, n_aro=12, n_zeroshot=12, n_retrieval=10, supersample=2
-)
+TINY = dict(n_train=60, n_sugarcrepe=12, n_winoground=9, n_aro=12, n_zeroshot=12, n_retrieval=10, supersample=2)
 
 
 @pytest.fixture(scope="module")
@@ -72,9 +70,9 @@ def _true_for(text: str, objects: list[dict], strict: bool) -> bool:
     assert mentions, text
     for assign in itertools.permutations(range(len(objects)), len(mentions)):
         objs = [objects[k] for k in assign]
-        if all(all(m[f] in (None, o[f]) for f in ("size", "color", "shape")) for m, o in zip(mentions, objs)):
-            if relation is None or _rel_ok(objs[0], relation, objs[1], strict):
-                return True
+        attrs_ok = all(all(m[f] in (None, o[f]) for f in ("size", "color", "shape")) for m, o in zip(mentions, objs))
+        if attrs_ok and (relation is None or _rel_ok(objs[0], relation, objs[1], strict)):
+            return True
     return False
 
 
@@ -125,7 +123,9 @@ def test_scene_graphs_match_pixels(world):
             ys, xs = np.nonzero(mask)
             assert len(xs) > 10, (rel_path, o)
             assert int(xs.mean() // cell) == o["col"] and int(ys.mean() // cell) == o["row"], (rel_path, o)
-            expected = {s: _AREA[o["shape"]] * (vocab.max_radius_fraction * cell * f) ** 2 for s, f in vocab.sizes.items()}
+            expected = {
+                s: _AREA[o["shape"]] * (vocab.max_radius_fraction * cell * f) ** 2 for s, f in vocab.sizes.items()
+            }
             closest = min(expected, key=lambda s: abs(np.log(len(xs) / expected[s])))
             assert closest == o["size"], (rel_path, o, len(xs), expected)
 
@@ -179,9 +179,16 @@ def test_aro_files(world):
         records = json.loads((world / f"aro/visual_genome_{subset}.json").read_text())
         assert len(records) == TINY["n_aro"]
         for rec in records:
-            assert {"image_path", "bbox_x", "bbox_y", "bbox_w", "bbox_h", "true_caption", "false_caption", extra} <= set(
-                rec
-            )
+            assert {
+                "image_path",
+                "bbox_x",
+                "bbox_y",
+                "bbox_w",
+                "bbox_h",
+                "true_caption",
+                "false_caption",
+                extra,
+            } <= set(rec)
             objects = scenes[f"aro/images/{rec['image_path']}"]
             assert _true_for(rec["true_caption"], objects, strict=True), rec
             assert not _true_for(rec["false_caption"], objects, strict=False), rec

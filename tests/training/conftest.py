@@ -56,6 +56,17 @@ def write_toy_data(root: Path, n: int = 48, seed: int = 0) -> dict[str, Path]:
     return {"tsv": tsv, "negatives": jsonl}
 
 
+@pytest.fixture(autouse=True)
+def _one_torch_thread():
+    """One intra-op thread: on a shared 2-core machine two spinning threads per process are several times slower."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def toy_data(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return write_toy_data(tmp_path_factory.mktemp("toy"))

@@ -92,18 +92,24 @@ class WdsBatches(IterableDataset):
         v = (worker + start) % n_workers  # this worker serves global batches j ≡ v (mod n_workers)
         skip, count = batches_of_worker(v, n_workers, start, self.state.num_batches())
         raw = self._raw_samples(epoch, v, n_workers)
-        for _ in range(skip * self.batch_size):  # resume: drop undecoded samples of finished batches
-            next(raw)
-        for _ in range(count):
-            samples, skipped = [], 0
-            while len(samples) < self.batch_size:
-                try:
-                    samples.append(self._decode(next(raw), epoch))
-                except BadSampleError:
-                    if self.builder.on_bad_sample == "raise":
-                        raise
-                    skipped += 1
-            yield self.builder.collate(samples, epoch, skipped)
+        try:
+            for _ in range(skip * self.batch_size):  # resume: drop undecoded samples of finished batches
+                next(raw)
+            for _ in range(count):
+                yield self._next_batch(raw, epoch)
+        finally:
+            raw.close()  # closes the open shard now, not at garbage collection
+
+    def _next_batch(self, raw: Iterator[dict[str, Any]], epoch: int) -> Any:
+        samples, skipped = [], 0
+        while len(samples) < self.batch_size:
+            try:
+                samples.append(self._decode(next(raw), epoch))
+            except BadSampleError:
+                if self.builder.on_bad_sample == "raise":
+                    raise
+                skipped += 1
+        return self.builder.collate(samples, epoch, skipped)
 
     def _shard_order(self, epoch: int, v: int, n_workers: int, pass_no: int) -> list[str]:
         if self.cfg.wds_resampled:
@@ -124,7 +130,7 @@ class WdsBatches(IterableDataset):
         pass_no = 0
         while True:
             shards = self._shard_order(epoch, v, n_workers, pass_no)
-            stream = wds.tarfile_to_samples(handler=handler)(iter([{"url": u} for u in shards]))
+            stream = (sample for url in shards for sample in _shard_samples(url, handler))
             n_read = 0
             for sample in self._shuffled(stream, mix_seed(self.seed, epoch, self.rank, v, pass_no, 0x5C)):
                 n_read += 1
@@ -170,6 +176,25 @@ class WdsBatches(IterableDataset):
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, IndexError):
             raise BadSampleError(f"unreadable caption {self.cfg.wds_caption_key!r} in {name}") from None
         return text.strip()
+
+
+def _shard_samples(url: str, handler: Any) -> Iterator[dict[str, Any]]:
+    """Samples (``{"__key__", "__url__", ext: bytes}``) of one shard; the file is closed when done or abandoned."""
+    import webdataset as wds
+    from webdataset.tariterators import group_by_keys, tar_file_expander
+
+    try:
+        stream = wds.gopen(url)
+    except Exception as exn:  # unreadable shard: the handler decides (warn and go on, or re-raise)
+        exn.args = (*exn.args, url)
+        if handler(exn):
+            return
+        raise
+    try:
+        files = tar_file_expander(iter([{"url": url, "stream": stream}]), handler=handler)
+        yield from group_by_keys(files, handler=handler)
+    finally:
+        stream.close()
 
 
 def _num_samples(cfg: DataConfig, urls: list[str]) -> int:

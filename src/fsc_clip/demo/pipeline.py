@@ -110,10 +110,15 @@ def _train_config(d: _Demo, name: str, stage: StageConfig, data: dict[str, Any],
         "data": data,
         "loss": dict(method.loss),
         "optim": {
-            "lr": stage.lr * method.lr_mult, "wd": stage.wd, "warmup": stage.warmup, "schedule": "cosine",
-            "epochs": math.ceil(stage.steps / steps_per_epoch), "batch_size": stage.batch_size,
-            "precision": "fp32", "max_steps": stage.steps,
-        },  # fmt: skip
+            "lr": stage.lr * method.lr_mult,
+            "wd": stage.wd,
+            "warmup": stage.warmup,
+            "schedule": "cosine",
+            "epochs": math.ceil(stage.steps / steps_per_epoch),
+            "batch_size": stage.batch_size,
+            "precision": "fp32",
+            "max_steps": stage.steps,
+        },
         "logging": {"every_n_steps": 10, "progress": d.progress, "tensorboard": False},
         "checkpoint": {"every_n_epochs": 0, "every_n_steps": 100, "keep_last_epochs": 1},
         "seed": d.cfg.seed,
@@ -130,7 +135,9 @@ def _train(d: _Demo, name: str, tc: Any) -> Path:
     from fsc_clip.training import train
 
     run_dir = d.out / "runs" / name
-    fingerprint = json.dumps(to_dict(tc), sort_keys=True, default=str)
+    settings = to_dict(tc)
+    settings.pop("logging", None)  # progress bars do not change the result
+    fingerprint = json.dumps(settings, sort_keys=True, default=str)
     stamp = run_dir / "demo_settings.json"
     done = run_dir / "demo_done.json"
     if stamp.exists() and stamp.read_text() != fingerprint:
@@ -193,8 +200,16 @@ def _stage_negatives(d: _Demo) -> Path | None:
         d.result.cached.append("negatives")
         d.log(f"negatives: reusing {out}")
         return out
-    pc = PrecomputeConfig(input=str(split), output=str(out), caption_column="title", style=",".join(types),
-                          per_type=d.cfg.negatives_per_type, seed=d.cfg.seed, workers=1, progress=d.progress)  # fmt: skip
+    pc = PrecomputeConfig(
+        input=str(split),
+        output=str(out),
+        caption_column="title",
+        style=",".join(types),
+        per_type=d.cfg.negatives_per_type,
+        seed=d.cfg.seed,
+        workers=1,
+        progress=d.progress,
+    )
     counts = precompute(pc)
     d.log(f"negatives: {counts} -> {out}")
     return out
@@ -211,6 +226,26 @@ def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, P
               f"{'LoRA r=' + str(m.lora_rank) if m.lora_rank else 'full'}) ---")  # fmt: skip
         runs[m.name] = _train(d, m.name, _train_config(d, m.name, d.cfg.finetune, data, m, str(base)))
     return runs
+
+
+def _named_spec_class():
+    from fsc_clip.models.factory import ModelSpec
+
+    @dataclass
+    class NamedSpec(ModelSpec):
+        """The loaded model's spec with the demo's row name as its label (the result JSONs' ``model.label``)."""
+
+        display: str = ""
+
+        @property
+        def label(self) -> str:
+            return self.display
+
+    return NamedSpec
+
+
+def _NamedSpec(**fields: Any) -> Any:
+    return _named_spec_class()(**fields)
 
 
 def _checkpoint_stamp(run_dir: Path) -> str:
@@ -236,6 +271,7 @@ def _stage_evaluate(d: _Demo, models: dict[str, Path]) -> dict[str, Path]:
             out.mkdir(parents=True, exist_ok=True)
             stamp.write_text(expected)
             lm = load_model(d.cfg.model, str(run_dir))
+            lm.spec = _NamedSpec(**lm.spec.to_dict(), display=f"{d.cfg.model}/{name}")
             evaluate(lm, list(BENCHMARKS), d.world, out, batch_size=d.cfg.eval_batch_size, progress=d.progress)
         dirs[name] = out
     return dirs

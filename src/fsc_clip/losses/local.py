@@ -8,12 +8,14 @@ For image i and caption c (the positive or one of its K negatives):
 3. ``Z = W P_i`` (gradient flows through the patches), rows L2-normalised;
 4. ``r_l = s · ⟨Ẑ_l, T̂_{c,l}⟩``; ``S(i, c) = logsumexp`` of ``r_l`` over the caption's valid tokens.
 
-Implementation: ``Z`` ``[B, C, L, D]`` is never materialised. With ``A = T Pᵀ`` ``[B, C·L, Np]`` and the
-patch Gram matrix ``G = P Pᵀ`` ``[B, Np, Np]``, ``⟨Z_l, T_l⟩ = Σ_p W_lp A_lp`` and
+Implementation: for small patch grids ``Z`` ``[B, C, L, D]`` is never materialised. With
+``A = T Pᵀ`` ``[B, C·L, Np]`` and the patch Gram matrix ``G = P Pᵀ`` ``[B, Np, Np]``, ``⟨Z_l, T_l⟩ = Σ_p W_lp A_lp`` and
 ``‖Z_l‖² = W_l G W_lᵀ``; both are exact and cost ``Np`` instead of ``D`` per token-patch pair, and
 ``A`` doubles as the (detached) similarity map. All captions of an image (positive + K negatives) go
 through one batched matmul, and a hand-written backward touches the large ``[B, C·L, D]`` token
-tensor once (autograd would make several elementwise passes over it).
+tensor once (autograd would make several elementwise passes over it). For large grids (ViT-B/16) the
+Gram matrix costs more than it saves and ``Z`` is formed explicitly, also with a fused backward;
+:func:`prefer_gram` picks the cheaper form from the shapes (no data-dependent branching).
 """
 
 from __future__ import annotations
@@ -102,6 +104,56 @@ class _TokenScores(torch.autograd.Function):
         return g_texts, g_patches, g_gram, g_scale, None, None
 
 
+class _TokenScoresExplicit(torch.autograd.Function):
+    """Same scores as :class:`_TokenScores`, materialising ``Z = W P`` ``[B, M, D]`` instead of using the
+    Gram matrix: fewer FLOPs when ``Np`` is large (ViT-B/16: 196 patches), more memory."""
+
+    @staticmethod
+    def forward(ctx, texts, patches, logit_scale, normalizer, sparsify):  # type: ignore[override]
+        raw = torch.bmm(texts, patches.transpose(1, 2))  # [B, M, Np]
+        weights = patch_weights(raw, normalizer, sparsify)  # [B, M, Np]
+        grouped = torch.bmm(weights, patches)  # [B, M, D]  Z
+        dot = torch.einsum("bmd,bmd->bm", grouped, texts)  # [B, M]
+        t_sq = torch.linalg.vector_norm(texts, dim=-1).pow(2)
+        z_sq = torch.linalg.vector_norm(grouped, dim=-1).pow(2)
+        t_norm = t_sq.clamp_min(_NORM_EPS**2).sqrt()
+        z_norm = z_sq.clamp_min(_NORM_EPS**2).sqrt()
+        inv = 1.0 / (t_norm * z_norm)
+        scores = logit_scale * dot * inv
+        ctx.save_for_backward(texts, weights, grouped, dot, inv, t_norm, z_norm, scores, logit_scale)
+        ctx.clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        return scores
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, grad):  # type: ignore[override]
+        texts, weights, grouped, dot, inv, t_norm, z_norm, scores, logit_scale = ctx.saved_tensors
+        t_clamped, z_clamped = ctx.clamped
+        need_t, need_p, need_s = ctx.needs_input_grad[:3]
+        g_dot = (grad * logit_scale * inv).unsqueeze(-1)  # [B, M, 1]
+        g_texts = g_patches = g_scale = None
+        if need_t:  # ∂r/∂T = s/(‖Z‖‖T‖)·Z − r·T/‖T‖²
+            coef = (-grad * scores / t_norm.pow(2)).masked_fill(t_clamped, 0.0).unsqueeze(-1)
+            g_texts = torch.mul(grouped, g_dot).addcmul_(texts, coef)
+        if need_p:  # ∂r/∂Z = s/(‖Z‖‖T‖)·T − r·Z/‖Z‖²;  ∂/∂P = Wᵀ ∂/∂Z
+            coef = (-grad * scores / z_norm.pow(2)).masked_fill(z_clamped, 0.0).unsqueeze(-1)
+            g_grouped = torch.mul(texts, g_dot).addcmul_(grouped, coef)
+            g_patches = torch.bmm(weights.transpose(1, 2), g_grouped)  # [B, Np, D]
+        if need_s:
+            g_scale = (grad * dot * inv).sum().reshape(logit_scale.shape)
+        return g_texts, g_patches, g_scale, None, None
+
+
+def prefer_gram(num_patches: int, num_text_tokens: int, dim: int) -> bool:
+    """Whether the Gram form is cheaper than materialising ``Z`` for these sizes.
+
+    The Gram form adds ``Np²·(3D + 2M)`` multiply-adds per image (``G``, ``W G`` and their backward);
+    the explicit form adds a few elementwise passes over ``[M, D]``. Measured on CPU, the crossover lies
+    between ViT-B/32 (Np = 49: Gram ~1.4x faster) and ViT-B/16 (Np = 196: explicit ~1.5x faster).
+    """
+    return num_patches**2 * (3 * dim + 2 * num_text_tokens) <= 150 * num_text_tokens * dim
+
+
 def token_scores(
     image_tokens: Tensor,
     text_tokens: Tensor,
@@ -109,6 +161,7 @@ def token_scores(
     normalizer: str = "minmax",
     sparsify: bool = False,
     gram: Tensor | None = None,
+    method: str = "auto",
 ) -> Tensor:
     """Per-token scaled cosine ``r_l = s · ⟨Ẑ_l, T̂_l⟩`` between token-grouped patches and each text token.
 
@@ -119,15 +172,23 @@ def token_scores(
         normalizer: See :func:`patch_weights`.
         sparsify: See :func:`patch_weights`.
         gram: Optional ``P Pᵀ`` ``[B, Np, Np]`` (with its graph), shared between caption groups.
+        method: ``"gram"``, ``"explicit"`` or ``"auto"`` (:func:`prefer_gram`); same values either way.
 
     Returns:
         ``[B, C, L]`` scores.
     """
     b, c, length, dim = text_tokens.shape
-    if gram is None:
-        gram = torch.bmm(image_tokens, image_tokens.transpose(1, 2))  # [B, Np, Np]
     texts = text_tokens.reshape(b, c * length, dim)  # [B, C·L, D]
-    scores = _TokenScores.apply(texts, image_tokens, gram, logit_scale, normalizer, sparsify)  # [B, C·L]
+    if method == "auto":
+        method = "gram" if prefer_gram(image_tokens.shape[1], c * length, dim) else "explicit"
+    if method == "explicit":
+        scores = _TokenScoresExplicit.apply(texts, image_tokens, logit_scale, normalizer, sparsify)
+    elif method == "gram":
+        if gram is None:
+            gram = torch.bmm(image_tokens, image_tokens.transpose(1, 2))  # [B, Np, Np]
+        scores = _TokenScores.apply(texts, image_tokens, gram, logit_scale, normalizer, sparsify)  # [B, C·L]
+    else:
+        raise ValueError(f"method must be 'auto', 'gram' or 'explicit', got {method!r}")
     return scores.reshape(b, c, length)
 
 
@@ -162,9 +223,12 @@ def local_scores(
     with torch.autocast(device_type=image_tokens.device.type, enabled=False):
         patches = image_tokens.to(dtype)
         scale = logit_scale.to(dtype)
-        gram = torch.bmm(patches, patches.transpose(1, 2))  # [B, Np, Np]
+        total_tokens = sum(t.shape[1] * t.shape[2] for t, _ in caption_groups)
+        method = "gram" if prefer_gram(patches.shape[1], total_tokens, patches.shape[2]) else "explicit"
+        gram = torch.bmm(patches, patches.transpose(1, 2)) if method == "gram" else None  # [B, Np, Np]
         scores = torch.cat(
-            [token_scores(patches, t.to(dtype), scale, normalizer, sparsify, gram) for t, _ in caption_groups], dim=1
+            [token_scores(patches, t.to(dtype), scale, normalizer, sparsify, gram, method) for t, _ in caption_groups],
+            dim=1,
         )  # [B, C, L]
         token_mask = torch.cat([m for _, m in caption_groups], dim=1)  # [B, C, L]
         has_tokens = token_mask.any(dim=-1)  # [B, C]

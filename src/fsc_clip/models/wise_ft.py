@@ -112,7 +112,7 @@ def wise_ft(
             "model": {**meta, "name": name, "pretrained": base_spec, "lora": None},
             "state_dict": state,
             "config": {
-                "wise_ft": {"finetuned": str(ckpt.path), "pretrained": base_spec, "alpha": float(alpha)},
+                "wise_ft": {"finetuned": str(ckpt.path.resolve()), "pretrained": base_spec, "alpha": float(alpha)},
                 "finetuned_config": ckpt.extra.get("config"),
             },
             "epoch": int(ckpt.extra.get("epoch", 0) or 0),

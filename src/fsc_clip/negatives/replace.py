@@ -43,10 +43,10 @@ def _read_list(name: str) -> list[str]:
 
 
 @lru_cache(maxsize=1)
-def prepositions() -> dict[str, float]:
-    """Preposition -> relative frequency weight (package data)."""
+def prepositions() -> dict[str, tuple[float, str]]:
+    """Preposition -> (relative frequency weight, near-synonym group) (package data)."""
     rows = [line.split("\t") for line in _read_list("prepositions.tsv")[1:]]
-    return {prep: float(weight) for prep, weight in rows}
+    return {prep: (float(weight), group) for prep, weight, group in rows}
 
 
 @lru_cache(maxsize=1)
@@ -57,7 +57,8 @@ def _stop_words() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
 
 @lru_cache(maxsize=64)
 def _prep_table(prep: str) -> Candidates | None:
-    return _cumulative({p: w for p, w in prepositions().items() if p != prep})
+    group = prepositions()[prep][1]
+    return _cumulative({p: w for p, (w, g) in prepositions().items() if g != group})
 
 
 def _prep_slots(parsed: Parsed) -> list[Slot]:

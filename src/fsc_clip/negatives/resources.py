@@ -19,6 +19,7 @@ import os
 import shutil
 import tempfile
 import threading
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -140,7 +141,9 @@ def load_wordnet(
     key = "wordnet:" + repr((list(nltk_paths), list(wordnet_dirs), list(system_dirs), str(cache_root)))
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load_wordnet(nltk_paths, wordnet_dirs, system_dirs, cache_root)
+            with warnings.catch_warnings():  # "multilingual functions are not available": we only use English
+                warnings.simplefilter("ignore", UserWarning)
+                _CACHE[key] = _load_wordnet(nltk_paths, wordnet_dirs, system_dirs, cache_root)
         return _CACHE[key]
 
 

@@ -169,9 +169,7 @@ def mention_of(obj: SceneObject, rng: np.random.Generator, p_color: float = 1.0,
 # ----------------------------------------------------------------------------------------------- text
 
 
-def realize(
-    statement: Statement, template: str, vocab: Vocab, rel_index: int = 0, article: str = "a"
-) -> str:
+def realize(statement: Statement, template: str, vocab: Vocab, rel_index: int = 0, article: str = "a") -> str:
     """Fill ``template`` with the statement's phrases (``{A}``, ``{B}``, ``{C}``, ``{rel}``, ``{n}``).
 
     ``rel_index`` picks the relation's surface form (clipped to the forms it has), so that a caption
@@ -264,9 +262,7 @@ def _with_mention(st: Statement, k: int, mention: Mention) -> Statement:
     return replace(st, mentions=tuple(mentions))
 
 
-def negative(
-    kind: str, statement: Statement, scene: Scene, vocab: Vocab, rng: np.random.Generator
-) -> Statement | None:
+def negative(kind: str, statement: Statement, scene: Scene, vocab: Vocab, rng: np.random.Generator) -> Statement | None:
     """A hard negative of ``statement`` of the given SugarCrepe kind, false for ``scene``; None if impossible.
 
     Kinds: ``replace_obj``, ``replace_att``, ``replace_rel``, ``swap_obj``, ``swap_att``, ``add_obj``,

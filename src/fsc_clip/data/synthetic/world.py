@@ -182,7 +182,7 @@ def _sugarcrepe_item(w: _World, kind: str, idx: int) -> tuple[sc.Scene, str, str
 
 
 def write_sugarcrepe(w: _World) -> dict[str, Any]:
-    """``sugarcrepe/data/<subset>.json`` (``{"<idx>": {filename, caption, negative_caption}}``) + ``sugarcrepe/images``."""
+    """``sugarcrepe/data/<subset>.json`` (``{"<idx>": {filename, caption, negative_caption}}``) + ``images/``."""
     counts = {}
     for kind in sc.NEGATIVE_KINDS:
         data = {}
@@ -196,7 +196,11 @@ def write_sugarcrepe(w: _World) -> dict[str, Any]:
     return counts
 
 
-_WINO_TYPES = (("phrase", "Noun", "Object"), ("color", "Adjective-Color", "Attribute"), ("size", "Adjective-Size", "Attribute"))
+_WINO_TYPES = (
+    ("phrase", "Noun", "Object"),
+    ("color", "Adjective-Color", "Attribute"),
+    ("size", "Adjective-Size", "Attribute"),
+)
 
 
 def _winoground_pair(w: _World, idx: int) -> tuple[sc.Scene, sc.Scene, str, str, tuple[str, str, str]]:
@@ -217,7 +221,10 @@ def _winoground_pair(w: _World, idx: int) -> tuple[sc.Scene, sc.Scene, str, str,
         rel = sc.strict_relation(a, b, w.vocab)
         use_rel = wtype[0] == "phrase" or rng.random() < 0.5
         size = wtype[0] == "size"
-        m0 = (sc.Mention(a.shape, a.color, a.size if size else None), sc.Mention(b.shape, b.color, b.size if size else None))
+        m0 = (
+            sc.Mention(a.shape, a.color, a.size if size else None),
+            sc.Mention(b.shape, b.color, b.size if size else None),
+        )
         st0 = sc.Statement(m0, ((0, rel, 1),) if use_rel else ())
         st1 = _winoground_partner(wtype[0], st0)
         template, rel_index = sc.pick_wording(st0, w.vocab, rng)

