@@ -49,7 +49,7 @@ def make_inputs(batch: int, patches: int, device: str, seed: int = 0) -> dict:
         x = torch.randn(*shape, generator=gen)
         return (F.normalize(x, dim=-1) if normalize else x).to(device).requires_grad_()
 
-    lengths = torch.randint(8, 21, (batch, 1 + K), generator=gen)  # valid tokens incl. end-of-text
+    lengths = torch.randint(min(8, L - 1), min(21, L), (batch, 1 + K), generator=gen)  # valid tokens incl. end-of-text
     positions = torch.arange(L)
     token_mask = (positions >= 1) & (positions <= lengths[..., None])  # [B, 1+K, L], start-of-text off
     return {
@@ -204,6 +204,7 @@ def _run_isolated(batch: int, patches: int, args: argparse.Namespace) -> dict:
         cmd = [sys.executable, __file__, "--worker", f"{batch}x{patches}", "--measure", what]
         cmd += ["--repeats", str(args.repeats), "--device", args.device] + ([] if args.loop else ["--no-loop"])
         cmd += ["--threads", str(args.threads)] if args.threads else []
+        cmd += ["--context-length", str(args.context_length)]
         env = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536") if what == "memory" else dict(os.environ)
         out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
         record.update(json.loads(out.strip().splitlines()[-1]))
@@ -220,11 +221,13 @@ def _print_table(records: list[dict]) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    global L
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--out", type=Path, help="write the JSON list of records here")
     parser.add_argument("--shapes", nargs="+", default=[f"{b}x{p}" for b, p in PAPER_SHAPES], help="BxNp ...")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--context-length", type=int, default=L, help="text context L (77 = CLIP's)")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--no-loop", dest="loop", action="store_false", help="skip the per-type loop baseline")
     parser.add_argument("--anchor-model", default=None, help="also time this open_clip model (e.g. ViT-B-32)")
@@ -232,6 +235,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     parser.add_argument("--measure", default="time", choices=["time", "memory"], help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    L = args.context_length
     if args.threads:
         torch.set_num_threads(args.threads)
     if args.worker:

@@ -37,7 +37,7 @@ def _child(chunk: str, repeats: int, dim: int, threads: int) -> dict:
     g = torch.Generator().manual_seed(0)
     owner = torch.arange(N_CAPTIONS) % N_IMAGES  # 5 captions per image, 10 images with a 6th
     img = torch.nn.functional.normalize(torch.randn(N_IMAGES, dim, generator=g), dim=-1)
-    noise = 1.1 / dim**0.5  # realistic difficulty: R@1 in the tens of percent
+    noise = 8.0 / dim**0.5  # realistic difficulty: R@1 in the tens of percent
     txt = torch.nn.functional.normalize(img[owner] + noise * torch.randn(N_CAPTIONS, dim, generator=g), dim=-1)
     chunk_size = None if chunk == "full" else int(chunk)
     retrieval_scores(img[:100], txt[:500], owner[:500] % 100, chunk_size=chunk_size)  # warm-up (small)

@@ -19,6 +19,8 @@ with ``MALLOC_MMAP_THRESHOLD_`` lowered so freed tensors return to the OS (RSS t
 from __future__ import annotations
 
 import argparse
+import contextlib
+import dataclasses
 import json
 import os
 import platform
@@ -90,10 +92,8 @@ def _reset_peak(device) -> None:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     else:
-        try:
+        with contextlib.suppress(OSError):
             Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
-        except OSError:
-            pass
 
 
 def worker(args: argparse.Namespace) -> dict:
@@ -130,6 +130,8 @@ def worker(args: argparse.Namespace) -> dict:
         params=[p for p in model.parameters() if p.requires_grad],
     )
     batch = _batch(lm, args.batch_size, seed=0)
+    if args.worker == "clip":  # the CLIP recipe has no negatives in its data (with them, "clip" is NegCLIP)
+        batch = dataclasses.replace(batch, neg_texts=None, neg_mask=None)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -155,7 +157,7 @@ def worker(args: argparse.Namespace) -> dict:
         "method": args.worker,
         "model": args.model,
         "batch_size": args.batch_size,
-        "negatives_per_image": int(batch.neg_texts.shape[1]) if ctx.use_negatives else 0,
+        "negatives_per_image": 0 if batch.neg_texts is None else int(batch.neg_texts.shape[1]),
         "precision": args.precision,
         "device": str(device),
         "step_ms": step_s * 1000,

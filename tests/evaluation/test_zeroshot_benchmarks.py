@@ -130,6 +130,19 @@ def test_voc_folder_layout_merges_multilabel_files(tmp_path):
     assert labels == [[14], [11, 14]]
 
 
+def test_unnamed_class_folders_map_by_sorted_order(tmp_path):
+    root = tmp_path / "elevater" / "cifar10" / "test"
+    for i in range(10):  # e.g. ImageNet-style WNID folders: one per class, names unknown to the task
+        _png(root / f"n{1000 + i:08d}" / "x.png", i)
+    bench = BENCHMARKS.get("zs-cifar10")()
+    _, labels, _ = bench.load_samples(tmp_path)
+    assert labels == [[i] for i in range(10)] and "sorted folder order" in bench.extra_info()["class_folders"]
+    (root / "n00001000" / "x.png").rename(root / "x.png")
+    (root / "n00001000").rmdir()  # 9 folders: the names cannot be mapped
+    with pytest.raises(DataNotFoundError, match="neither an index"):
+        bench.load_samples(tmp_path)
+
+
 def test_missing_and_bad_data_errors(tmp_path):
     bench = BENCHMARKS.get("zs-cifar10")()
     with pytest.raises(DataNotFoundError, match=r"elevater/cifar10"):

@@ -81,7 +81,9 @@ def test_resume_after_interruption(tmp_path: Path) -> None:
 
 def test_chunking_does_not_change_candidates() -> None:
     whole = generate_candidates(CAPTIONS, per_type=2, seed=3)
-    pieces = [r for i in range(0, len(CAPTIONS), 3) for r in generate_candidates(CAPTIONS[i : i + 3], per_type=2, seed=3)]
+    pieces = [
+        r for i in range(0, len(CAPTIONS), 3) for r in generate_candidates(CAPTIONS[i : i + 3], per_type=2, seed=3)
+    ]
     assert whole == pieces
     assert generate_candidates(CAPTIONS[::-1], per_type=2, seed=3) == whole[::-1]  # order-independent too
 

@@ -19,7 +19,7 @@ def _losses(run: Path, key: str = "loss") -> list[float]:
 
 @pytest.mark.slow  # ~10 s on an idle 2-core CPU, > 60 s when the machine is shared
 def test_fsc_clip_loss_decreases_over_a_few_dozen_steps(toy_data, tmp_path: Path):
-    argv = base_args(toy_data, tmp_path, "learn") + ["--loss-name", "fsc-clip", "--add-random-text-hard-negatives"]
+    argv = [*base_args(toy_data, tmp_path, "learn"), "--loss-name", "fsc-clip", "--add-random-text-hard-negatives"]
     argv += ["precomputed", "--precomputed-negatives", str(toy_data["negatives"]), "--batch-size", "8"]
     argv += ["--epochs", "4", "--lr-scheduler", "const", "--set", "checkpoint.every_n_steps=0"]
     assert main(argv) == 0
@@ -41,7 +41,7 @@ def test_bad_samples_are_skipped_and_counted(toy_data, tmp_path: Path):
     lines[4] = f"{path}\t \t{negs}"  # empty caption
     (data / "train.tsv").write_text("\n".join(lines) + "\n")
     bad = {"tsv": data / "train.tsv", "negatives": data / "negatives.jsonl"}
-    argv = base_args(bad, tmp_path, "skip") + ["--loss-name", "clip", "--batch-size", "16", "--epochs", "1"]
+    argv = [*base_args(bad, tmp_path, "skip"), "--loss-name", "clip", "--batch-size", "16", "--epochs", "1"]
     assert main(argv) == 0
     records = [json.loads(line) for line in (tmp_path / "skip" / "metrics.jsonl").read_text().splitlines()]
     assert len(records) == 3  # the epoch completed

@@ -12,7 +12,7 @@ from fsc_clip.cli.main import main
 from fsc_clip.config import ConfigError
 from fsc_clip.models import load_model
 
-from .conftest import base_args
+from .conftest import assert_weights_close, base_args
 
 METHODS = {
     "clip": ["--loss-name", "clip"],
@@ -77,7 +77,7 @@ def test_lora_trains_only_adapters(toy_data, tmp_path: Path):
 
 
 def test_loss_that_needs_negatives_without_them_is_a_clear_error(toy_data, tmp_path: Path, capsys):
-    argv = base_args(toy_data, tmp_path, "x") + ["--loss-name", "negclip", "--batch-size", "8", "--max-steps", "1"]
+    argv = [*base_args(toy_data, tmp_path, "x"), "--loss-name", "negclip", "--batch-size", "8", "--max-steps", "1"]
     assert main(argv) == 2
     assert "needs hard negatives" in capsys.readouterr().err
 
@@ -93,7 +93,7 @@ def test_missing_train_data_is_a_clear_error(capsys):
 
 def test_epochs_checkpoints_and_retention(toy_data, tmp_path: Path):
     # 48 rows / batch 16 = 3 steps per epoch; 3 epochs, keep the last 2 epoch files.
-    argv = base_args(toy_data, tmp_path, "ep") + ["--loss-name", "clip", "--batch-size", "16", "--epochs", "3"]
+    argv = [*base_args(toy_data, tmp_path, "ep"), "--loss-name", "clip", "--batch-size", "16", "--epochs", "3"]
     argv += ["--set", "checkpoint.keep_last_epochs=2", "--lr-scheduler", "const"]
     assert main(argv) == 0
     ckpts = sorted(p.name for p in (tmp_path / "ep" / "checkpoints").iterdir())
@@ -103,13 +103,63 @@ def test_epochs_checkpoints_and_retention(toy_data, tmp_path: Path):
     latest = torch.load(tmp_path / "ep" / "checkpoints" / "latest.pt", weights_only=True)
     assert (latest["epoch"], latest["step"], latest["batch_in_epoch"]) == (3, 9, 0)
     # Resuming a finished run does nothing and keeps the weights.
-    assert main(argv + ["--resume", "auto"]) == 0
+    assert main([*argv, "--resume", "auto"]) == 0
     again = torch.load(tmp_path / "ep" / "checkpoints" / "latest.pt", weights_only=True)
     assert all(torch.equal(again["state_dict"][k], v) for k, v in latest["state_dict"].items())
 
 
 def test_eval_hook_skips_gracefully_without_data_root(toy_data, tmp_path: Path, capsys):
-    argv = base_args(toy_data, tmp_path, "ev") + ["--loss-name", "clip", "--batch-size", "16", "--epochs", "1"]
+    argv = [*base_args(toy_data, tmp_path, "ev"), "--loss-name", "clip", "--batch-size", "16", "--epochs", "1"]
     argv += ["--set", "eval.benchmarks=[sugarcrepe]"]
     assert main(argv) == 0
     assert "[eval] skipped" in capsys.readouterr().err
+
+
+def test_eval_hook_runs_the_evaluation_suite(toy_data, tmp_path: Path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "evaluation"))
+    from eval_fixtures import write_fixture  # the evaluation tests' native-layout fixture writer
+
+    root = tmp_path / "bench"
+    write_fixture("sugarcrepe", root)
+    argv = [*base_args(toy_data, tmp_path, "ev2"), "--loss-name", "clip", "--batch-size", "16", "--epochs", "1"]
+    argv += ["--set", "eval.benchmarks=[sugarcrepe]", "--set", f"eval.data_root={root}"]
+    assert main(argv) == 0
+    records = _records(tmp_path / "ev2")
+    assert 0.0 <= records[-1]["eval"]["sugarcrepe"] <= 100.0 and records[-1]["epoch"] == 1
+    assert (tmp_path / "ev2" / "eval" / "epoch_1" / "sugarcrepe.json").is_file()
+
+
+@pytest.mark.parametrize(
+    "option",
+    [["--precision", "amp_bf16"], ["--grad-checkpointing"], ["--lock-image"], ["--grad-clip-norm", "0.5"]],
+    ids=lambda o: o[0].lstrip("-"),
+)
+def test_training_options_run(toy_data, tmp_path: Path, option: list[str]):
+    argv = [*base_args(toy_data, tmp_path, "opt"), *METHODS["fsc-clip"], *option, "--batch-size", "8"]
+    argv += ["--precomputed-negatives", str(toy_data["negatives"]), "--max-steps", "2"]
+    assert main(argv) == 0
+    records = _records(tmp_path / "opt")
+    assert all(torch.isfinite(torch.tensor(r["loss"])) for r in records)
+    if option[0] == "--lock-image":
+        sd = torch.load(tmp_path / "opt" / "checkpoints" / "latest.pt", weights_only=True)["state_dict"]
+        torch.manual_seed(0)
+        init = load_model("fsc-tiny", None).model.state_dict()
+        assert torch.equal(sd["visual.conv1.weight"], init["visual.conv1.weight"])
+        assert not torch.equal(sd["token_embedding.weight"], init["token_embedding.weight"])
+    if option[0] == "--grad-clip-norm":
+        assert all("grad_norm" in r for r in records)
+
+
+def test_accumulation_run_equals_doubled_batch_run(toy_data, tmp_path: Path):
+    common = [*METHODS["fsc-clip"], "--precomputed-negatives", str(toy_data["negatives"]), "--max-steps", "2"]
+    assert main([*base_args(toy_data, tmp_path, "acc"), *common, "--batch-size", "8", "--accum-freq", "2"]) == 0
+    assert main([*base_args(toy_data, tmp_path, "big"), *common, "--batch-size", "16"]) == 0
+    a = torch.load(tmp_path / "acc" / "checkpoints" / "latest.pt", weights_only=True)
+    b = torch.load(tmp_path / "big" / "checkpoints" / "latest.pt", weights_only=True)
+    assert a["batch_in_epoch"] == 4 and b["batch_in_epoch"] == 2  # loader batches consumed
+    assert_weights_close(a["state_dict"], b["state_dict"])
+    ra, rb = _records(tmp_path / "acc"), _records(tmp_path / "big")
+    for x, y in zip(ra, rb):
+        assert abs(x["loss"] - y["loss"]) < 1e-4  # the logged loss is the loss of the whole accumulated batch

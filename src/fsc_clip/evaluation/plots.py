@@ -41,8 +41,7 @@ def scatter_plot(points: Sequence[Point], path: str | Path, xlabel: str, ylabel:
         for p in points:
             style = {"facecolors": "none", "edgecolors": "0.45"} if p.published else {"color": "C0"}
             ax.scatter([p.x], [p.y], s=46, marker="s" if p.published else "o", zorder=3, **style)
-            ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=(5, 4), fontsize=7,
-                        color="0.35" if p.published else "black")  # fmt: skip
+        _place_labels(fig, ax, points)
         if not points:
             ax.text(
                 0.5, 0.5, f"no run has both {xlabel} and {ylabel}", ha="center", va="center", transform=ax.transAxes
@@ -62,6 +61,31 @@ def scatter_plot(points: Sequence[Point], path: str | Path, xlabel: str, ylabel:
     finally:
         plt.close(fig)
     return path
+
+
+def _place_labels(fig, ax, points: Sequence[Point], fontsize: float = 7.0) -> None:
+    """Annotate points, nudging each label up or down (in steps of one text line) until it overlaps no label
+    placed before it. Runs are labelled first, so they keep the nearest position."""
+    if not points:
+        return
+    ax.relim()
+    ax.autoscale_view()
+    fig.canvas.draw()  # fix the data -> pixel transform
+    px_per_pt = fig.dpi / 72.0
+    line = (fontsize + 2) * px_per_pt
+    placed: list[tuple[float, float, float, float]] = []  # label boxes in pixels: x0, y0, x1, y1
+    for p in sorted(points, key=lambda q: q.published):
+        x, y = ax.transData.transform((p.x, p.y))
+        width = 0.6 * fontsize * px_per_pt * len(p.label)
+        for k in (0, 1, -1, 2, -2, 3, -3, 4, -4):
+            box = (x + 5 * px_per_pt, y + 3 * px_per_pt + k * line, 0.0, 0.0)
+            box = (box[0], box[1], box[0] + width, box[1] + line)
+            if not any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3] for b in placed):
+                break
+        placed.append(box)
+        offset = ((box[0] - x) / px_per_pt, (box[1] - y) / px_per_pt)
+        ax.annotate(p.label, (p.x, p.y), textcoords="offset points", xytext=offset, fontsize=fontsize,
+                    color="0.35" if p.published else "black")  # fmt: skip
 
 
 def bar_plot(

@@ -76,15 +76,14 @@ class _TokenScores(torch.autograd.Function):
         z_norm = z_sq.clamp_min(_NORM_EPS**2).sqrt()
         inv = 1.0 / (t_norm * z_norm)
         scores = logit_scale * dot * inv  # [B, M]
-        ctx.save_for_backward(texts, patches, weights, dot, inv, t_norm, z_norm, scores, logit_scale)
-        ctx.clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        ctx.save_for_backward(texts, patches, weights, dot, inv, t_norm, z_norm, scores, logit_scale, *clamped)
         return scores
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        texts, patches, weights, dot, inv, t_norm, z_norm, scores, logit_scale = ctx.saved_tensors
-        t_clamped, z_clamped = ctx.clamped
+        texts, patches, weights, dot, inv, t_norm, z_norm, scores, logit_scale, t_clamped, z_clamped = ctx.saved_tensors
         need_t, need_p, need_g, need_s = ctx.needs_input_grad[:4]
         g_dot = grad * logit_scale * inv  # [B, M]  ∂/∂⟨Z, T⟩
         g_raw = g_dot.unsqueeze(-1) * weights  # [B, M, Np]  (weights carry no gradient)
@@ -120,15 +119,14 @@ class _TokenScoresExplicit(torch.autograd.Function):
         z_norm = z_sq.clamp_min(_NORM_EPS**2).sqrt()
         inv = 1.0 / (t_norm * z_norm)
         scores = logit_scale * dot * inv
-        ctx.save_for_backward(texts, weights, grouped, dot, inv, t_norm, z_norm, scores, logit_scale)
-        ctx.clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        ctx.save_for_backward(texts, weights, grouped, dot, inv, t_norm, z_norm, scores, logit_scale, *clamped)
         return scores
 
     @staticmethod
     @torch.autograd.function.once_differentiable
     def backward(ctx, grad):  # type: ignore[override]
-        texts, weights, grouped, dot, inv, t_norm, z_norm, scores, logit_scale = ctx.saved_tensors
-        t_clamped, z_clamped = ctx.clamped
+        texts, weights, grouped, dot, inv, t_norm, z_norm, scores, logit_scale, t_clamped, z_clamped = ctx.saved_tensors
         need_t, need_p, need_s = ctx.needs_input_grad[:3]
         g_dot = (grad * logit_scale * inv).unsqueeze(-1)  # [B, M, 1]
         g_texts = g_patches = g_scale = None

@@ -126,7 +126,10 @@ def generate_candidates(
     generators = [get_generator(t) for t in types]
     parsed = PARSE_CACHE.parse(list(captions))
     return [
-        {name: propose(gen, doc, _rng(seed, "precompute", doc.text, name), k=per_type) for name, gen in zip(types, generators)}
+        {
+            name: propose(gen, doc, _rng(seed, "precompute", doc.text, name), k=per_type)
+            for name, gen in zip(types, generators)
+        }
         for doc in parsed
     ]
 

@@ -121,8 +121,9 @@ class Lexicon:
         return self._physical[name]
 
     def is_concrete(self, synset: Any) -> bool:
-        """Visually concrete: a physical entity in one of :data:`CONCRETE_LEXNAMES`."""
-        return synset.lexname() in CONCRETE_LEXNAMES and self.is_physical(synset)
+        """Visually concrete: a physical entity in one of :data:`CONCRETE_LEXNAMES`, and a kind of thing rather
+        than a named instance (WordNet's sense of "fry" that is the playwright Christopher Fry is excluded)."""
+        return synset.lexname() in CONCRETE_LEXNAMES and not synset.instance_hypernyms() and self.is_physical(synset)
 
     def concrete_sense(self, lemma: str) -> Any | None:
         """The most frequent concrete noun sense among the first senses of ``lemma`` (``None`` if none)."""

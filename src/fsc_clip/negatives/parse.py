@@ -11,6 +11,7 @@ import os
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 # PTB tag -> coarse (universal) POS; this replaces spaCy's attribute_ruler, which we do not run.
 _TAG_TO_POS = {
@@ -59,7 +60,7 @@ class Parsed:
         return f"Parsed({self.text!r})"
 
     @classmethod
-    def from_doc(cls, doc) -> Parsed:  # noqa: ANN001 (spacy.tokens.Doc, imported lazily)
+    def from_doc(cls, doc: Any) -> Parsed:
         """Flatten a spaCy ``Doc`` (reads attributes only; the doc is not modified)."""
         rows = [(t.text, t.whitespace_, t.tag_, t.dep_, t.head.i, t.left_edge.i, t.right_edge.i) for t in doc]
         if not rows:
@@ -123,7 +124,7 @@ class ParseCache:
     """
 
     def __init__(self, maxsize: int | None = None, batch_size: int = 256) -> None:
-        self.maxsize = maxsize if maxsize is not None else int(os.environ.get("FSC_CLIP_PARSE_CACHE", "200000"))
+        self.maxsize = maxsize if maxsize is not None else int(os.environ.get("FSC_CLIP_PARSE_CACHE", "100000"))
         self.batch_size = batch_size
         self._items: OrderedDict[str, Parsed] = OrderedDict()
         self._lock = threading.Lock()

@@ -42,7 +42,7 @@ class NgramShuffle:
 
     def options(self, parsed: Parsed) -> tuple[list[list[int]], int] | None:
         units, end = word_units(parsed)
-        grams = [sum(units[k : k + self.n], []) for k in range(0, len(units), self.n)]
+        grams = [[i for unit in units[k : k + self.n] for i in unit] for k in range(0, len(units), self.n)]
         return (grams, end) if len(grams) >= 2 else None
 
     def draw(self, parsed: Parsed, options: tuple[list[list[int]], int], rng: random.Random) -> str | None:

@@ -12,6 +12,10 @@ from fsc_clip.negatives.parse import Parsed
 from fsc_clip.negatives.resources import RESOURCE_DIR
 from fsc_clip.negatives.text import inflect, lemma_of, match_case, render
 
+# A noun like "glass" counts as a material only when it modifies another noun ("a glass table", not "a glass
+# of wine").
+_MODIFIER_DEPS = frozenset({"amod", "compound", "nummod", "acomp"})
+
 
 @lru_cache(maxsize=1)
 def word_lists() -> dict[str, tuple[str, ...]]:
@@ -34,10 +38,10 @@ class SVLC:
     def options(self, parsed: Parsed) -> list[tuple[int, str, str]] | None:
         index, actions = _index(), word_lists()["action"]
         slots = []
-        for i, (word, tag, pos) in enumerate(zip(parsed.words, parsed.tags, parsed.pos)):
+        for i, (word, pos) in enumerate(zip(parsed.words, parsed.pos)):
             if pos == "VERB" and lemma_of(word, "VERB") in actions:
                 slots.append((i, "action", lemma_of(word, "VERB")))
-            elif pos in ("ADJ", "NUM", "NOUN", "VERB") and word.lower() in index:
+            elif word.lower() in index and (pos in ("ADJ", "NUM") or parsed.deps[i] in _MODIFIER_DEPS):
                 slots.append((i, index[word.lower()], word.lower()))
         return slots or None
 

@@ -92,5 +92,8 @@ def inflect(lemma: str, tag: str) -> str:
     from lemminflect import getInflection
 
     head, sep, rest = lemma.partition(" ")
+    if tag in ("JJR", "JJS"):  # no rule-made "insignificanter": unknown comparatives take more/most
+        forms = getInflection(head, tag=tag, inflect_oov=False)
+        return (forms[0] if forms else ("more " if tag == "JJR" else "most ") + head) + sep + rest
     forms = getInflection(head, tag=tag, inflect_oov=True)
     return (forms[0] if forms else head) + sep + rest

@@ -39,7 +39,13 @@ def inject_nan(step: int, rank: int) -> bool:
 
 
 def run_evaluation(
-    loaded_model: Any, benchmarks: list[str], data_root: str | None, output_dir: Path, batch_size: int, device: str
+    loaded_model: Any,
+    benchmarks: list[str],
+    data_root: str | None,
+    output_dir: Path,
+    batch_size: int,
+    device: str,
+    progress: bool = False,
 ) -> dict[str, float] | None:
     """Evaluate the model being trained on ``benchmarks``; returns ``{benchmark: score}``.
 
@@ -66,6 +72,7 @@ def run_evaluation(
             batch_size=batch_size,
             device=device,
             overwrite=True,
+            progress=progress,
         )
     finally:
         model.train(was_training)

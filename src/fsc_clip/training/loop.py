@@ -323,6 +323,7 @@ class _Trainer:
                 self.run_dir / "eval" / f"epoch_{pos.epoch}",
                 cfg.eval.batch_size,
                 str(self.info.device),
+                progress=cfg.logging.progress,
             )
             if scores is not None:
                 self.log.write({"step": pos.step, "epoch": pos.epoch, "eval": scores})

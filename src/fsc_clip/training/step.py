@@ -177,7 +177,7 @@ def _accumulated_backward(
 
 def _splice(cached: list[dict[str, Any]], fresh: dict[str, Any], j: int) -> dict[str, Any]:
     """Loss inputs of the full accumulated batch with micro-batch ``j`` replaced by its fresh features."""
-    parts = cached[:j] + [fresh] + cached[j + 1 :]
+    parts = [*cached[:j], fresh, *cached[j + 1 :]]
     inputs: dict[str, Any] = {}
     for key in fresh:
         if key in _BATCHED and fresh[key] is not None:

@@ -16,8 +16,10 @@ Data layout, under ``<data_root>/elevater/<task>/`` (the task name is the publis
    ``test/dir/img.jpg`` (the zip extracted to a folder named after it) or ``dir/img.jpg``.
 2. **Image folders** (torchvision ``ImageFolder`` style) ``test/<class>/<image>``, where ``<class>`` is the
    0-based class index (``7`` or ``007``) or the class name (case-insensitive, any run of spaces or
-   punctuation may be written as ``_``). For a multi-label task, the same file name in several class folders
-   means an image with several labels.
+   punctuation may be written as ``_``). If the names are neither but there is exactly one folder per class
+   (e.g. ImageNet's WNID folders ``n01440764/``), the sorted folder order gives the class index, as in
+   torchvision's ``ImageFolder``. For a multi-label task, the same file name in several class folders means an
+   image with several labels.
 
 Class indices follow the class order of the task's JSON (ELEVATER's label order; CIFAR-100 is *not*
 alphabetical).
@@ -182,10 +184,21 @@ class ZeroShotBenchmark(Benchmark):
             labels.append(idx)
         return refs, labels
 
+    def _folder_classes(self, test_dir: Path) -> list[tuple[Path, int]]:
+        """Class folders with their indices: by index / class name, else (exactly one folder per class, names
+        unknown, e.g. ImageNet WNIDs) by sorted folder order as torchvision's ``ImageFolder`` does."""
+        dirs = sorted(p for p in test_dir.iterdir() if p.is_dir())
+        try:
+            return [(d, self._class_index(d.name, str(d))) for d in dirs]
+        except DataNotFoundError:
+            if len(dirs) != len(self.spec.classnames):
+                raise
+            self._extra = {"class_folders": "mapped by sorted folder order (ImageFolder convention)"}
+            return [(d, i) for i, d in enumerate(dirs)]
+
     def _read_folders(self, test_dir: Path) -> tuple[list[ImageRef], list[list[int]]]:
         per_file: dict[str, tuple[Path, list[int]]] = {}
-        for class_dir in sorted(p for p in test_dir.iterdir() if p.is_dir()):
-            idx = self._class_index(class_dir.name, str(class_dir))
+        for class_dir, idx in self._folder_classes(test_dir):
             for img in sorted(p for p in class_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
                 key = img.name if self.spec.multilabel else str(img)
                 _, labs = per_file.setdefault(key, (img, []))
@@ -221,6 +234,7 @@ class ZeroShotBenchmark(Benchmark):
         }
         if self.options.get("limit"):
             extra["limit"] = int(self.options["limit"])
+        extra.update(self.extra_info())
         return BenchmarkOutput(scores={key: value}, counts={key: len(refs)}, score=value, extra=extra)
 
     @classmethod
