@@ -91,3 +91,42 @@ def test_resolve_benchmarks():
     assert set(COMPOSITIONAL) <= set(resolve_benchmarks("all"))
     with pytest.raises(KeyError, match="Did you mean"):
         resolve_benchmarks("winogrnd")
+
+
+def test_cli_eval_training_run_dir(data_root, tmp_path, tiny_model):
+    """``--checkpoint RUN_DIR`` evaluates checkpoints/latest.pt and writes to RUN_DIR/eval by default."""
+    import torch
+
+    root, expected = data_root
+    run = tmp_path / "run"
+    (run / "checkpoints").mkdir(parents=True)
+    ckpt = {
+        "format": "fsc-clip",
+        "format_version": 1,
+        "model": {"name": "fsc-tiny", "pretrained": None, "quick_gelu": False, "lora": None},
+        "state_dict": tiny_model.model.state_dict(),
+        "config": {},
+        "epoch": 1,
+        "step": 10,
+    }
+    torch.save(ckpt, run / "checkpoints" / "latest.pt")
+    argv = ["eval", "--checkpoint", str(run), "--benchmarks", "winoground", "--data-root", str(root), "--no-progress"]
+    assert main(argv) == 0
+    res = json.loads((run / "eval" / "winoground.json").read_text())
+    assert res["model"]["name"] == "fsc-tiny" and res["counts"] == expected["winoground"]
+    direct = evaluate(tiny_model, ["winoground"], root, None, progress=False)["winoground"]
+    assert res["scores"] == direct["scores"]  # same weights, same scores
+
+
+def test_embedder_workers_match_in_process(data_root, tiny_model):
+    import torch
+
+    from fsc_clip.evaluation.benchmarks.winoground import Winoground
+
+    root, _ = data_root
+    refs = [r for it in Winoground().load(root) for r in it.images]
+    a = CachedEmbedder(tiny_model, batch_size=4, workers=0, progress=False).images(refs)
+    b = CachedEmbedder(tiny_model, batch_size=4, workers=2, progress=False).images(refs)
+    assert a.shape == (len(refs), 64)
+    assert torch.allclose(a, b, atol=1e-6)
+    assert torch.allclose(a.norm(dim=-1), torch.ones(len(refs)), atol=1e-5)

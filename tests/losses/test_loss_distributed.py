@@ -122,9 +122,11 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
     torch.save(batch, tmp_path / "batch.pt")
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    # fork (where available) lets the ranks reuse the already imported torch/open_clip: spawning fresh
-    # interpreters costs ~5 s of imports per rank on a 2-core machine. Both are real separate processes.
-    method = "fork" if "fork" in mp.get_all_start_methods() else "spawn"
+    # forkserver: one fresh server process imports torch/open_clip once and forks both ranks from it (spawn
+    # would import them in every rank; plain fork is unsafe once autograd has run in this process).
+    method = "forkserver" if "forkserver" in mp.get_all_start_methods() else "spawn"
+    if method == "forkserver":
+        mp.get_context("forkserver").set_forkserver_preload(["torch", "open_clip", "fsc_clip.models"])
     mp.start_processes(_worker, args=(_free_port(), str(tmp_path)), nprocs=WORLD, join=True, start_method=method)
     dist_grads = torch.load(tmp_path / "dist_grads.pt", weights_only=True)
 

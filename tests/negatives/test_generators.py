@@ -210,3 +210,25 @@ def test_ngram_shuffle_any_n() -> None:
     assert gen.name == "ngram_shuffle_5"
     with pytest.raises(UnknownNameError):
         get_generator("ngram_shufle_2")
+
+
+@pytest.mark.slow  # two fresh interpreters each load spaCy + WordNet
+def test_same_negatives_in_any_process() -> None:
+    """NLTK returns related synsets from sets; the order must not leak into results via PYTHONHASHSEED."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys; from fsc_clip.negatives import generate_negatives; "
+        "print(json.dumps(generate_negatives(json.loads(sys.argv[1]), style='all', seed=2)[0]))"
+    )
+    captions = _sample_captions(40)
+    expected, _ = generate_negatives(captions, style="all", seed=2)
+    for hash_seed in ("1", "2"):
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run(
+            [sys.executable, "-c", code, json.dumps(captions)], env=env, capture_output=True, text=True, check=True
+        )
+        assert json.loads(out.stdout.strip().splitlines()[-1]) == expected

@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol
 
@@ -54,8 +55,13 @@ class ImageRef:
     def key(self) -> tuple:
         """Content key: resolved path, size and mtime of the file, plus the crop.
 
-        Two references to the same unchanged file and crop share one embedding, across benchmarks.
+        Two references to the same unchanged file and crop share one embedding, across benchmarks. Computed once
+        per reference (adapters share one ``ImageRef`` object among the items that use the same image).
         """
+        return self._key
+
+    @cached_property
+    def _key(self) -> tuple:
         try:
             st = os.stat(self.path)
             stamp = (st.st_size, st.st_mtime_ns)

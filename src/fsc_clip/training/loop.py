@@ -268,10 +268,10 @@ class _Trainer:
         """Train the rest of the current epoch; False when ``max_steps`` stopped it early."""
         cfg, pos, accum = self.cfg, self.pos, self.cfg.optim.accum_freq
         self.loader.set_epoch(pos.epoch, start_batch=pos.batch_in_epoch)
-        batches = iter(self.loader)
-        if self.pending_rng is not None:  # restore after the iterator drew its seed, as the original run did
+        if self.pending_rng is not None:  # resumed: continue every rank's RNG streams where they were saved
             set_rng_state(self.pending_rng)
             self.pending_rng = None
+        batches = iter(self.loader)
         remaining = self.steps_per_epoch - pos.batch_in_epoch // accum
         for group in itertools.islice(iter_groups(batches, accum), remaining):
             base_lr = lr_at(pos.step, cfg.optim, self.total_steps)
