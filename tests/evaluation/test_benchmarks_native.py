@@ -115,3 +115,17 @@ def test_scores_equal_direct_computation(name, tmp_path, tiny_model):
             h[1] += 1
     want = {k: 100.0 * h / n for k, (h, n) in hits.items()}
     assert out.scores == pytest.approx(want)
+
+
+def test_aro_order_items_drop_identical_perturbations_and_are_seeded(tmp_path):
+    write_fixture("aro", tmp_path)
+    order = [it for it in BENCHMARKS.get("aro")().load(tmp_path) if it.subset.endswith("_Order")]
+    assert all(t != it.texts[0] for it in order for t in it.texts[1:])
+    one_word = [it for it in order if it.texts[0] == "cat"]
+    assert one_word and all(len(it.texts) == 1 for it in one_word)  # nothing to perturb: trivially correct
+    long = [it for it in order if it.texts[0].startswith("a man riding")]
+    assert long and any(len(it.texts) == 5 for it in long) and all(len(it.texts) >= 3 for it in long)
+    again = [it for it in BENCHMARKS.get("aro")().load(tmp_path) if it.subset.endswith("_Order")]
+    assert [it.texts for it in again] == [it.texts for it in order]
+    other_seed = [it for it in BENCHMARKS.get("aro")(seed=2).load(tmp_path) if it.subset.endswith("_Order")]
+    assert [it.texts for it in other_seed] != [it.texts for it in order]

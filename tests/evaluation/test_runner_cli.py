@@ -56,6 +56,12 @@ def test_cli_missing_data_explicit_name_is_an_error(tmp_path, capsys):
     assert str(tmp_path / "winoground" / "data" / "examples.jsonl") in err and "facebook/winoground" in err
 
 
+def test_cli_unknown_benchmark_is_a_clear_error(tmp_path, capsys):
+    code = main(["eval", "--model", "fsc-tiny", "--benchmarks", "winogrnd", "--data-root", str(tmp_path),
+                 "--output", str(tmp_path / "o")])  # fmt: skip
+    assert code == 2 and "Did you mean: winoground" in capsys.readouterr().err
+
+
 def test_cli_group_word_skips_missing(tmp_path, capsys):
     code = main(["eval", "--model", "fsc-tiny", "--benchmarks", "compositional", "--data-root", str(tmp_path),
                  "--output", str(tmp_path / "o"), "--no-progress"])  # fmt: skip
@@ -88,7 +94,9 @@ def test_embedding_cache_encodes_each_unique_input_once(data_root, tiny_model):
 def test_resolve_benchmarks():
     assert resolve_benchmarks("compositional") == COMPOSITIONAL
     assert resolve_benchmarks("winoground, sugarcrepe,winoground") == ["winoground", "sugarcrepe"]
-    assert set(COMPOSITIONAL) <= set(resolve_benchmarks("all"))
+    everything = resolve_benchmarks("all")
+    assert set(COMPOSITIONAL) <= set(everything)
+    assert all(BENCHMARKS.get(n).kind != "synthetic" for n in everything)
     with pytest.raises(KeyError, match="Did you mean"):
         resolve_benchmarks("winogrnd")
 

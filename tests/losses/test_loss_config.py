@@ -79,3 +79,11 @@ def test_bad_constructor_arguments():
         FSCCLIPLoss(neg_loss="focal")
     with pytest.raises(ValueError, match="sim_normalizer"):
         FSCCLIPLoss(sim_normalizer="l2")
+
+
+def test_cli_lists_losses(capsys):
+    from fsc_clip.cli.main import main
+
+    assert main(["list", "losses"]) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in LOSSES.names())

@@ -6,8 +6,6 @@ import json
 import shutil
 from pathlib import Path
 
-import pytest
-
 from fsc_clip.cli.main import main
 
 from .conftest import base_args
@@ -17,7 +15,6 @@ def _losses(run: Path, key: str = "loss") -> list[float]:
     return [json.loads(line)[key] for line in (run / "metrics.jsonl").read_text().splitlines()]
 
 
-@pytest.mark.slow  # ~10 s on an idle 2-core CPU, > 60 s when the machine is shared
 def test_fsc_clip_loss_decreases_over_a_few_dozen_steps(toy_data, tmp_path: Path):
     argv = [*base_args(toy_data, tmp_path, "learn"), "--loss-name", "fsc-clip", "--add-random-text-hard-negatives"]
     argv += ["precomputed", "--precomputed-negatives", str(toy_data["negatives"]), "--batch-size", "8"]

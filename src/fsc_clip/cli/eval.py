@@ -55,8 +55,9 @@ def _output_dir(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from fsc_clip.config import ConfigError
-    from fsc_clip.evaluation.runner import GROUP_WORDS, evaluate, summarize, write_summary
+    from fsc_clip.evaluation.runner import GROUP_WORDS, evaluate, resolve_benchmarks, summarize, write_summary
     from fsc_clip.models import load_model
+    from fsc_clip.registry import UnknownNameError
 
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.checkpoint and args.pretrained:
@@ -64,6 +65,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.checkpoint and not args.model:
         raise ConfigError("--model is required (or --checkpoint RUN_DIR).")
     out_dir = _output_dir(args)
+    words = [w.strip() for w in args.benchmarks.split(",") if w.strip()]
+    try:
+        resolve_benchmarks(words)  # fail fast on a typo, before loading the model
+    except UnknownNameError as err:
+        raise ConfigError(f"--benchmarks: {err}") from None
     lm = load_model(
         args.model,
         args.checkpoint or args.pretrained,
@@ -71,7 +77,6 @@ def run(args: argparse.Namespace) -> int:
         precision=args.precision,
         force_quick_gelu=args.force_quick_gelu,
     )
-    words = [w.strip() for w in args.benchmarks.split(",") if w.strip()]
     skip_missing = args.skip_missing or any(w in GROUP_WORDS for w in words)
     results = evaluate(
         lm,
@@ -93,8 +98,9 @@ def run(args: argparse.Namespace) -> int:
     summary = summarize(results, [p.strip() for p in args.profiles.split(",") if p.strip()])
     paths = write_summary(summary, out_dir, lm.spec.label)
     print(f"\n{lm.spec.label}")
+    width = max(len(n) for n in summary["benchmarks"])
     for name, score in summary["benchmarks"].items():
-        print(f"  {name:<16} {score:7.2f}")
+        print(f"  {name:<{width}} {score:7.2f}")
     for prof, cols in summary["profiles"].items():
         head = [h for h in cols if h not in summary["benchmarks"]]
         shown = ", ".join(f"{h}={'-' if cols[h] is None else f'{cols[h]:.2f}'}" for h in head)

@@ -8,6 +8,7 @@ import importlib
 # what -> "module:function" returning a list of lines; each area adds its own entry.
 LISTERS: dict[str, str] = {
     "models": "fsc_clip.models.factory:list_model_lines",
+    "losses": "fsc_clip.losses.factory:list_loss_lines",
     "negatives": "fsc_clip.negatives:list_style_lines",
     "benchmarks": "fsc_clip.evaluation.benchmarks:list_benchmark_lines",
     "sources": "fsc_clip.data.sources:list_source_lines",

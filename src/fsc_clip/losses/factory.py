@@ -42,6 +42,18 @@ def _fsc_clip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCCLIPLos
     return FSCCLIPLoss(cfg.global_weight, cfg.local_weight, **_common(cfg, rank, world_size))
 
 
+_DESCRIPTIONS = {
+    "clip": "CLIP loss; negatives, if the batch has them, become NegCLIP columns (reference --loss-name clip)",
+    "negclip": "CLIP loss with the batch's valid negatives as extra image->text columns (negatives required)",
+    "fsc-clip": "CLIP loss + global and local hard-negative losses with SCR (focal + smoothing)",
+}
+
+
+def list_loss_lines() -> list[str]:
+    """One line per registered loss, for ``fsc-clip list losses``."""
+    return [f"{name:10s} {_DESCRIPTIONS.get(name, '')}".rstrip() for name in LOSSES.names()]
+
+
 def build_loss(cfg: LossConfig | dict[str, Any] | None = None, rank: int = 0, world_size: int = 1) -> FSCCLIPLoss:
     """Build the loss module described by ``cfg``.
 
