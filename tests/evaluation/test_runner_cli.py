@@ -138,3 +138,18 @@ def test_embedder_workers_match_in_process(data_root, tiny_model):
     assert a.shape == (len(refs), 64)
     assert torch.allclose(a, b, atol=1e-6)
     assert torch.allclose(a.norm(dim=-1), torch.ones(len(refs)), atol=1e-5)
+
+
+def test_low_precision_model_is_fed_its_dtype(data_root):
+    import torch
+
+    from fsc_clip.evaluation.benchmarks.winoground import Winoground
+    from fsc_clip.models import load_model
+
+    root, _ = data_root
+    lm = load_model("fsc-tiny", precision="bf16")
+    refs = [r for it in Winoground().load(root) for r in it.images]
+    emb = CachedEmbedder(lm, progress=False)
+    feats = emb.images(refs)
+    assert feats.dtype == torch.float32 and feats.shape == (len(refs), 64)
+    assert emb.texts(["a dog", "a cat"]).dtype == torch.float32

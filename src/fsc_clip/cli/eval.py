@@ -55,6 +55,7 @@ def _output_dir(args: argparse.Namespace) -> Path:
 
 def run(args: argparse.Namespace) -> int:
     from fsc_clip.config import ConfigError
+    from fsc_clip.evaluation.aggregate import get_profile
     from fsc_clip.evaluation.runner import GROUP_WORDS, evaluate, resolve_benchmarks, summarize, write_summary
     from fsc_clip.models import load_model
     from fsc_clip.registry import UnknownNameError
@@ -102,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
     for name, score in summary["benchmarks"].items():
         print(f"  {name:<{width}} {score:7.2f}")
     for prof, cols in summary["profiles"].items():
-        head = [h for h in cols if h not in summary["benchmarks"]]
+        head = [h.name for h in get_profile(prof).headlines]
         shown = ", ".join(f"{h}={'-' if cols[h] is None else f'{cols[h]:.2f}'}" for h in head)
         print(f"  profile {prof}: {shown}")
     print(f"Results: {out_dir}/<benchmark>.json; summary: {paths[1]}")

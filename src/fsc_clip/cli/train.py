@@ -14,8 +14,9 @@ import argparse
 import sys
 from typing import Any
 
-# (flag, config key, kind): kind "value" takes an argument, "true" sets the key to true, "noop" is accepted
-# for compatibility with the reference scripts and changes nothing (our behaviour is always the correct one).
+# (flag, config key, kind): kind "value" takes an argument ("value?" optionally: bare flag = "negclip", as in the
+# reference), "true" sets the key to true; "noop" / "noop-value" are accepted for compatibility with the reference
+# scripts and change nothing (what they switch on is automatic here).
 ALIASES: list[tuple[str, str, str]] = [
     ("--train-data", "data.train_data", "value"),
     ("--dataset-type", "data.source", "value"),
@@ -25,7 +26,8 @@ ALIASES: list[tuple[str, str, str]] = [
     ("--train-num-samples", "data.train_num_samples", "value"),
     ("--dataset-resampled", "data.wds_resampled", "true"),
     ("--workers", "data.workers", "value"),
-    ("--add-random-text-hard-negatives", "data.negatives", "value"),
+    ("--add-random-text-hard-negatives", "data.negatives", "value?"),
+    ("--caption-key", "data.wds_caption_key", "value"),
     ("--precomputed-negatives", "data.precomputed_negatives", "value"),
     ("--model", "model.name", "value"),
     ("--pretrained", "model.pretrained", "value"),
@@ -66,9 +68,20 @@ ALIASES: list[tuple[str, str, str]] = [
     ("--name", "name", "value"),
     ("--device", "device", "value"),
     ("--resume", "resume", "value"),
+    ("--zeroshot-frequency", "eval.every_n_epochs", "value"),
     ("--local-loss", "", "noop"),
     ("--gather-with-grad", "", "noop"),
+    ("--return-dense-tokens", "", "noop"),
+    ("--report-to", "", "noop-value"),
+    ("--val-frequency", "", "noop-value"),
 ]
+_NOOP_HELP = {
+    "--local-loss": "accepted, no effect: features are always gathered with gradient (local loss)",
+    "--gather-with-grad": "accepted, no effect: features are always gathered with gradient (local loss)",
+    "--return-dense-tokens": "accepted, no effect: dense tokens are computed whenever the loss needs them",
+    "--report-to": "accepted, no effect: TensorBoard is written whenever installed (logging.tensorboard)",
+    "--val-frequency": "accepted, no effect: use eval.benchmarks / --zeroshot-frequency for periodic evaluation",
+}
 
 
 def _dest(key: str) -> str:
@@ -83,19 +96,16 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
     group = parser.add_argument_group("reference flags (each is an alias of one config key)")
     for flag, key, kind in ALIASES:
-        if kind == "value":
-            group.add_argument(flag, dest=_dest(key), default=argparse.SUPPRESS, metavar="V", help=f"= {key}")
+        if kind in ("value", "value?"):
+            extra = {"nargs": "?", "const": "negclip"} if kind == "value?" else {}
+            group.add_argument(flag, dest=_dest(key), default=argparse.SUPPRESS, metavar="V", help=f"= {key}", **extra)
         elif kind == "true":
             group.add_argument(
                 flag, dest=_dest(key), action="store_const", const=True, default=argparse.SUPPRESS, help=f"{key}=true"
             )
         else:
-            group.add_argument(
-                flag,
-                action="store_true",
-                default=argparse.SUPPRESS,
-                help="accepted, no effect: features are always gathered with gradient (local loss)",
-            )
+            action = "store" if kind == "noop-value" else "store_true"
+            group.add_argument(flag, action=action, default=argparse.SUPPRESS, help=_NOOP_HELP[flag])
 
 
 def _alias_value(raw: Any) -> Any:
@@ -122,8 +132,8 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from fsc_clip.training.config import TrainConfig, read_recipe
 
     data = read_recipe(args.config) if args.config else {}
-    for _flag, key, kind in ALIASES:
-        if kind != "noop" and hasattr(args, _dest(key)):
+    for _flag, key, _kind in ALIASES:
+        if key and hasattr(args, _dest(key)):
             _set_key(data, key, _alias_value(getattr(args, _dest(key))))
     data = apply_overrides(data, list(args.set))
     try:

@@ -30,6 +30,16 @@ class _ImageDataset(torch.utils.data.Dataset):
         return self.preprocess(self.refs[i].load())  # [3, H, W]
 
 
+def _image_input_dtype(model: torch.nn.Module) -> torch.dtype:
+    """Dtype the image tower expects: that of its first conv / linear weight (fp16 / bf16 models keep some
+    parameters, e.g. positional embeddings or LayerNorms, in fp32, so "the first parameter" is not enough)."""
+    tower = getattr(model, "visual", model)
+    for module in tower.modules():
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            return module.weight.dtype
+    return torch.float32
+
+
 class CachedEmbedder:
     """Embeds images/texts with a loaded model; L2-normalised float32 CPU embeddings, cached by content.
 
@@ -55,8 +65,7 @@ class CachedEmbedder:
         self.progress = progress
         self._images: dict[tuple, torch.Tensor] = {}
         self._texts: dict[str, torch.Tensor] = {}
-        params = next(iter(loaded_model.model.parameters()), None)
-        self._dtype = params.dtype if params is not None else torch.float32
+        self._dtype = _image_input_dtype(loaded_model.model)
         self.stats: dict[str, float] = {"encode_s": 0.0, "load_s": 0.0, "tokenize_s": 0.0, "n_images": 0, "n_texts": 0}
 
     # ----- public API (fsc_clip.evaluation.base.Embedder) ------------------------------------------------

@@ -7,7 +7,9 @@ CPU. Without them the run is a single process and every helper here is a cheap n
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import torch
@@ -65,6 +67,16 @@ def barrier(info: DistInfo) -> None:
     """Wait for every rank (no-op on one process)."""
     if info.distributed:
         dist.barrier()
+
+
+@contextlib.contextmanager
+def main_rank_first(info: DistInfo) -> Iterator[None]:
+    """Rank 0 runs the block first (e.g. downloads weights into the shared cache), then the others do."""
+    if not info.is_main:
+        barrier(info)
+    yield
+    if info.is_main:
+        barrier(info)
 
 
 def any_rank(flag: bool | torch.Tensor, info: DistInfo) -> bool:

@@ -38,6 +38,7 @@ from fsc_clip.training.distributed import (
     cleanup_distributed,
     gather_objects,
     init_distributed,
+    main_rank_first,
 )
 from fsc_clip.training.logger import RunLogger
 from fsc_clip.training.optim import build_optimizer, lr_at, set_lr
@@ -142,7 +143,8 @@ class _Trainer:
         self.run_dir = run_dir_for(cfg, info)
         self.ckpt_dir = self.run_dir / "checkpoints"
         seed_everything(cfg.seed)  # identical initial weights on every rank (and across world sizes)
-        self.lm, self.lora = build_model(cfg, info.device)
+        with main_rank_first(info):  # a first download of pretrained weights happens once
+            self.lm, self.lora = build_model(cfg, info.device)
         self.loss_fn = build_loss(cfg.loss, rank=info.rank, world_size=info.world_size)
         preprocess = self.lm.preprocess_train if cfg.model.augment else self.lm.preprocess_val
         self.loader = build_train_loader(
@@ -153,6 +155,7 @@ class _Trainer:
             seed=cfg.seed,
             rank=info.rank,
             world_size=info.world_size,
+            pin_memory=info.device.type == "cuda",
         )
         self._check_negatives()
         self.steps_per_epoch = len(self.loader) // cfg.optim.accum_freq
