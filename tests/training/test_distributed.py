@@ -29,10 +29,11 @@ def _torchrun(argv: list[str], nproc: int = 2, **env: str) -> subprocess.Complet
 
 
 @pytest.mark.slow
-def test_two_process_gloo_equals_one_process_with_doubled_batch(toy_data, tmp_path: Path):
+@pytest.mark.parametrize("per_rank", [["--batch-size", "8"], ["--batch-size", "4", "--accum-freq", "2"]], ids=str)
+def test_two_process_gloo_equals_one_process_with_doubled_batch(toy_data, tmp_path: Path, per_rank: list[str]):
     common = [*FSC, "--precomputed-negatives", str(toy_data["negatives"]), "--max-steps", "3"]
     common += ["--set", "checkpoint.every_n_steps=0"]
-    ddp = _torchrun(base_args(toy_data, tmp_path, "ddp") + common + ["--batch-size", "8"])
+    ddp = _torchrun(base_args(toy_data, tmp_path, "ddp") + common + per_rank)
     assert ddp.returncode == 0, ddp.stderr[-3000:]
     assert main(base_args(toy_data, tmp_path, "single") + common + ["--batch-size", "16"]) == 0
 

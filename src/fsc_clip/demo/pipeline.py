@@ -31,6 +31,7 @@ import shutil
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -228,7 +229,9 @@ def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, P
     return runs
 
 
-def _named_spec_class():
+@lru_cache(maxsize=1)
+def _named_spec_class() -> type:
+    """A ``ModelSpec`` whose label is the demo's row name (the lead's label is ``<arch>/latest.pt`` for runs)."""
     from fsc_clip.models.factory import ModelSpec
 
     @dataclass
@@ -242,10 +245,6 @@ def _named_spec_class():
             return self.display
 
     return NamedSpec
-
-
-def _NamedSpec(**fields: Any) -> Any:
-    return _named_spec_class()(**fields)
 
 
 def _checkpoint_stamp(run_dir: Path) -> str:
@@ -271,7 +270,7 @@ def _stage_evaluate(d: _Demo, models: dict[str, Path]) -> dict[str, Path]:
             out.mkdir(parents=True, exist_ok=True)
             stamp.write_text(expected)
             lm = load_model(d.cfg.model, str(run_dir))
-            lm.spec = _NamedSpec(**lm.spec.to_dict(), display=f"{d.cfg.model}/{name}")
+            lm.spec = _named_spec_class()(**lm.spec.to_dict(), display=f"{d.cfg.model}/{name}")
             evaluate(lm, list(BENCHMARKS), d.world, out, batch_size=d.cfg.eval_batch_size, progress=d.progress)
         dirs[name] = out
     return dirs

@@ -127,7 +127,7 @@ def _cells_for(n: int, grid: int, rng: np.random.Generator) -> list[tuple[int, i
             return picks
 
 
-def sample_scene(rng: np.random.Generator, vocab: Vocab, n_objects: int, jitter: float = 1.5) -> Scene:
+def sample_scene(rng: np.random.Generator, vocab: Vocab, n_objects: int, jitter: float = 1.0) -> Scene:
     """Sample a scene of ``n_objects`` objects with distinct shapes, colors and cells."""
     shapes = rng.choice(len(vocab.shapes), size=n_objects, replace=False)
     colors = list(vocab.colors)

@@ -119,6 +119,9 @@ class SyntheticZeroShot(ZeroShotBenchmark):
     subdir = LAYOUT["zeroshot"]
     description = "synthetic world: zero-shot shape / color / count classification (top-1, prompt ensembles)"
     sub_scores = ZEROSHOT_TASKS
+    expected_files: ClassVar[tuple[str, ...]] = tuple(
+        f"{t}/{f}" for t in ZEROSHOT_TASKS for f in ("classnames.txt", "templates.txt", "test.txt")
+    )
     obtain = OBTAIN
     task_name: ClassVar[str] = ZEROSHOT_TASKS[0]
 
