@@ -81,10 +81,14 @@ def write_jsonl(path: Path, rows: list[dict]) -> Path:
 
 @pytest.fixture
 def dh():
-    """This module's helpers (writers for PNGs and tables), without importing conftest by name."""
-    import sys
+    """This module's helpers (writers for PNGs and tables).
 
-    return sys.modules[__name__]
+    Several test folders have a ``conftest.py``; under pytest's default import mode they all compete for the
+    module name ``conftest``, so we hand out this file's own globals instead of looking the module up by name.
+    """
+    import types
+
+    return types.SimpleNamespace(**{k: v for k, v in globals().items() if callable(v) and not k.startswith("_")})
 
 
 @pytest.fixture

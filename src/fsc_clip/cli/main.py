@@ -19,7 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "train": ("fsc_clip.cli.train", "Fine-tune CLIP: CLIP / NegCLIP / FSC-CLIP losses, full or LoRA, torchrun DDP."),
     "report": ("fsc_clip.cli.report", "Compare evaluated runs: CSV / Markdown / HTML tables, deltas and plots."),
     "wise-ft": ("fsc_clip.cli.wise_ft", "WiSE-FT: interpolate a fine-tuned run with its pre-trained weights."),
-    "demo": ("fsc_clip.cli.demo", "End-to-end demo on the embedded synthetic world: pretrain, fine-tune, evaluate, report."),
+    "demo": ("fsc_clip.cli.demo", "Synthetic-world demo, offline: pretrain, fine-tune, evaluate, report."),
 }
 
 
