@@ -12,6 +12,7 @@ import dataclasses
 import difflib
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -199,9 +200,17 @@ def read_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] | None = None) -> C:
-    """Load ``cls`` from an optional YAML file plus dotted overrides; errors name the file."""
-    data = read_yaml(path) if path is not None else {}
+def load_config(
+    cls: type[C],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    reader: Callable[[Path], dict[str, Any]] = read_yaml,
+) -> C:
+    """Load ``cls`` from an optional YAML file plus dotted overrides; errors name the file.
+
+    ``reader`` turns the file into plain data (e.g. a recipe reader that resolves ``inherit:``).
+    """
+    data = reader(Path(path)) if path is not None else {}
     data = apply_overrides(data, list(overrides or []))
     try:
         return from_dict(cls, data)

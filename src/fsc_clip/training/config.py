@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
-from fsc_clip.config import ConfigError, apply_overrides, from_dict, read_yaml
+from fsc_clip.config import ConfigError, load_config, read_yaml
 from fsc_clip.data import DataConfig
 from fsc_clip.losses import LossConfig
 
@@ -232,10 +232,4 @@ def read_recipe(path: str | Path, _seen: tuple[Path, ...] = ()) -> dict[str, Any
 
 def load_train_config(path: str | Path | None = None, overrides: list[str] | None = None) -> TrainConfig:
     """Resolve a :class:`TrainConfig` from an optional recipe file plus dotted ``key=value`` overrides."""
-    data = read_recipe(path) if path is not None else {}
-    data = apply_overrides(data, list(overrides or []))
-    try:
-        return from_dict(TrainConfig, data)
-    except ConfigError as err:
-        where = f"{path}: " if path is not None else ""
-        raise ConfigError(f"{where}{err}") from err
+    return load_config(TrainConfig, path, overrides, reader=read_recipe)
