@@ -73,7 +73,7 @@ class DemoConfig:
     seed: int = 0
     model: str = "fsc-demo"
     world: WorldConfig = field(default_factory=WorldConfig)
-    pretrain: StageConfig = field(default_factory=lambda: StageConfig(steps=450, lr=5e-4, warmup=40))
+    pretrain: StageConfig = field(default_factory=lambda: StageConfig(steps=900, lr=5e-4, warmup=40))
     finetune: StageConfig = field(default_factory=StageConfig)
     finetune_rows: int = 2500
     negatives_per_type: int = 2

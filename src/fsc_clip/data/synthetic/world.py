@@ -72,7 +72,7 @@ class WorldConfig:
     n_train: int = 20000
     train_objects: list[float] = field(default_factory=lambda: [0.2, 0.5, 0.3])
     p_relation: float = 0.8
-    p_color: float = 0.95
+    p_color: float = 0.5
     p_size: float = 0.5
     n_sugarcrepe: int = 200
     n_winoground: int = 150
