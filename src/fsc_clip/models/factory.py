@@ -41,7 +41,11 @@ class ModelSpec:
         """Short human label, e.g. ``ViT-B-32/openai``."""
         if not self.pretrained:
             return f"{self.name}/random-init"
-        tail = Path(self.pretrained).name if _looks_like_path(self.pretrained) else self.pretrained
+        if not _looks_like_path(self.pretrained):
+            return f"{self.name}/{self.pretrained}"
+        path = Path(self.pretrained)
+        # A run checkpoint (<run>/checkpoints/latest.pt) is best known by its run's name.
+        tail = path.parent.parent.name if path.parent.name == "checkpoints" else path.name
         return f"{self.name}/{tail}"
 
 
