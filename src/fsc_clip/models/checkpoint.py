@@ -18,12 +18,9 @@ WEIGHT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 _PREFIXES = ("module.", "_orig_mod.")
 
 _CONVERT_HINT = (
-    "If you trust the file, convert it once in a separate Python session, e.g.\n"
-    "    import torch; from safetensors.torch import save_file\n"
-    "    obj = torch.load(PATH, weights_only=False, map_location='cpu')\n"
-    "    sd = obj.get('state_dict', obj) if isinstance(obj, dict) else obj.state_dict()\n"
-    "    save_file({k: v.contiguous() for k, v in sd.items()}, 'weights.safetensors')\n"
-    "and pass the .safetensors file instead."
+    "If you trust the file, convert it once in a separate Python session: read it with `torch.load` and "
+    "weights_only=False, take its state dict (obj['state_dict'] or obj.state_dict()), save that with "
+    "`safetensors.torch.save_file`, and pass the .safetensors file instead."
 )
 
 
