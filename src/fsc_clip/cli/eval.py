@@ -9,7 +9,6 @@ Examples::
 from __future__ import annotations
 
 import argparse
-import logging
 import sys
 from pathlib import Path
 
@@ -60,7 +59,6 @@ def run(args: argparse.Namespace) -> int:
     from fsc_clip.models import load_model
     from fsc_clip.registry import UnknownNameError
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.checkpoint and args.pretrained:
         raise ConfigError("Use either --checkpoint RUN_DIR or --pretrained, not both.")
     if not args.checkpoint and not args.model:

@@ -47,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0 if args.command is None and not argv else 2
     name, rest = argv[0], argv[1:]
+    _setup_logging()
     module = importlib.import_module(COMMANDS[name][0])
     cmd_parser = argparse.ArgumentParser(prog=f"fsc-clip {name}", description=COMMANDS[name][1])
     module.add_arguments(cmd_parser)
@@ -63,6 +64,14 @@ def main(argv: list[str] | None = None) -> int:
             print(f"fsc-clip {name}: error: {err}", file=sys.stderr)
             return 2
         raise
+
+
+def _setup_logging() -> None:
+    """Our messages at INFO; other libraries (open_clip logs to the root logger) only from WARNING up."""
+    import logging
+
+    logging.basicConfig(level=logging.WARNING, format="%(message)s")
+    logging.getLogger("fsc_clip").setLevel(logging.INFO)
 
 
 def _debug() -> bool:
