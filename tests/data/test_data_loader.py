@@ -11,6 +11,11 @@ import torch
 from fsc_clip.data import BadSampleError, Batch, DataConfig, build_train_loader, epoch_batches
 
 
+def _full(t: torch.Tensor) -> torch.Tensor:
+    """Pad token ids back to the tiny model's context (16): batches drop trailing padding shared by all rows."""
+    return torch.nn.functional.pad(t, (0, 16 - t.shape[-1]))
+
+
 def _epoch(loader, epoch: int, start_batch: int = 0) -> list[Batch]:
     loader.set_epoch(epoch, start_batch)
     return list(loader)
@@ -29,13 +34,13 @@ def test_batch_shapes_and_precomputed_tsv_negatives(coco_tsv, tok_pre, image_row
     assert len(batches) == 4
     b = batches[0]
     assert b.images.shape == (5, 3, 32, 32) and b.images.dtype == torch.float32
-    assert b.texts.shape == (5, 16) and b.texts.dtype == torch.long
-    assert b.neg_texts.shape == (5, 1, 16) and b.neg_mask.shape == (5, 1) and b.neg_mask.all()
+    assert b.texts.shape[0] == 5 and b.texts.shape[1] <= 16 and b.texts.dtype == torch.long
+    assert b.neg_texts.shape == (5, 1, b.texts.shape[1]) and b.neg_mask.shape == (5, 1) and b.neg_mask.all()
     for i, row in enumerate(b.indices.tolist()):
-        assert torch.equal(b.texts[i], tok([image_rows[row]["title"]])[0])
+        assert torch.equal(_full(b.texts[i]), tok([image_rows[row]["title"]])[0])
         # the negative is one of that row's candidates, tokenised
         cands = tok(image_rows[row]["neg_caption"])
-        assert any(torch.equal(b.neg_texts[i, 0], c) for c in cands)
+        assert any(torch.equal(_full(b.neg_texts[i, 0]), c) for c in cands)
     assert b.n_skipped == 0 and loader.total_skipped == 0
 
 
@@ -66,7 +71,7 @@ def test_precomputed_jsonl_joined_by_caption(tmp_path, image_rows, tok_pre, dh):
             has = row % 2 == 0
             assert b.neg_mask[i].tolist() == [has, has]
             if has:
-                assert torch.equal(b.neg_texts[i, 0], tok([image_rows[row]["title"].replace("dog", "cat")])[0])
+                assert torch.equal(_full(b.neg_texts[i, 0]), tok([image_rows[row]["title"].replace("dog", "cat")])[0])
             else:
                 assert not b.neg_texts[i].any()
 
@@ -188,4 +193,6 @@ def test_two_ranks_equal_one_process_with_double_batch(coco_tsv, tok_pre):
         }
         assert sorted(parts) == sorted(whole.indices.tolist())
         for j, i in enumerate(whole.indices.tolist()):
-            assert torch.equal(parts[i][0], whole.images[j]) and torch.equal(parts[i][1], whole.neg_texts[j])
+            assert torch.equal(parts[i][0], whole.images[j]) and torch.equal(
+                _full(parts[i][1]), _full(whole.neg_texts[j])
+            )

@@ -132,13 +132,14 @@ class CachedEmbedder:
 
     @torch.inference_mode()
     def _encode_texts(self, texts: list[str], desc: str) -> None:
-        from fsc_clip.models import encode
+        from fsc_clip.models import encode, trim_tokens
 
         with self._bar(len(texts), f"{desc} texts".strip()) as bar:
             for start in range(0, len(texts), self.batch_size):
                 chunk = texts[start : start + self.batch_size]
                 t0 = time.perf_counter()
-                tokens = self.lm.tokenizer(chunk).to(self.device)  # [T, L]
+                (tokens,) = trim_tokens(self.lm.tokenizer(chunk))  # [T, L'] without shared trailing padding
+                tokens = tokens.to(self.device)
                 t1 = time.perf_counter()
                 feats = encode(self.lm.model, texts=tokens).text.float().cpu()  # [T, D]
                 self.stats["tokenize_s"] += t1 - t0

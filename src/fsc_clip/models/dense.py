@@ -6,6 +6,13 @@ Dense tokens are what the local hard-negative loss needs (METHOD.md §1):
   ``text_projection``; mask = not padding and not start-of-text (end-of-text kept).
 Neither is normalised. The pooled rows of these projected tokens reproduce the model's own global
 features (a test checks it), so the dense path cannot drift from ``model.encode_*``.
+
+Short token tensors: captions are ~10–20 tokens but open_clip pads them to the full context (77). CLIP's text
+attention is causal and pools the end-of-text token, so dropping trailing padding changes nothing at the kept
+positions. :func:`trim_tokens` cuts a batch to its longest caption on the CPU (before it reaches the device, so
+no host sync), and :func:`encode` then runs the text tower on the short tensor, using the first positions of the
+positional embedding and attention mask. Dense text outputs are padded back to the full context (zeros, mask
+False) so that loss inputs keep a fixed shape.
 """
 
 from __future__ import annotations
@@ -71,6 +78,62 @@ def logit_scale_of(model: torch.nn.Module) -> Tensor:
     return _unwrap(model).logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
 
 
+def trim_tokens(*token_tensors: Tensor | None, pad_id: int = 0) -> tuple[Tensor | None, ...]:
+    """Cut token tensors (``[..., L]``) to the longest non-padding length among all of them.
+
+    Call it on the CPU (collate, tokenisation) so the length is known without a device sync. All tensors get the
+    same length, so positives and negatives of one batch still share ``L``.
+    """
+    real = [t != pad_id for t in token_tensors if t is not None and t.numel() > 0]
+    lengths = [int(r.flatten(0, -2).any(0).nonzero().max()) + 1 for r in real if bool(r.any())]
+    if not lengths:
+        return token_tensors
+    length = max(lengths)
+    return tuple(t[..., :length].contiguous() if t is not None else None for t in token_tensors)
+
+
+def _can_trim(m: torch.nn.Module, texts: Tensor) -> bool:
+    """True for built-in CLIP text towers (causal mask, EOT pooling) fed fewer tokens than their context."""
+    pos = getattr(m, "positional_embedding", None)
+    return (
+        pos is not None
+        and texts.shape[1] < pos.shape[0]
+        and getattr(m, "attn_mask", None) is not None
+        and getattr(m, "text_pool_type", "argmax") in ("argmax", "eos")
+    )
+
+
+def _text_forward_short(m: torch.nn.Module, texts: Tensor) -> tuple[Tensor, Tensor]:
+    """open_clip's text forward on ``L' < context`` tokens: returns (pooled projected [T, D], ln_final [T, L', W])."""
+    from open_clip.model import text_global_pool
+
+    length = texts.shape[1]
+    cast_dtype = m.transformer.get_cast_dtype()
+    x = m.token_embedding(texts).to(cast_dtype) + m.positional_embedding[:length].to(cast_dtype)  # [T, L', W]
+    x = m.ln_final(m.transformer(x, attn_mask=m.attn_mask[:length, :length]))
+    pooled = text_global_pool(x, texts, m.text_pool_type, eos_token_id=getattr(m, "text_eos_id", None))
+    return _project(pooled, m.text_projection), x
+
+
+def _pad_context(x: Tensor, context: int, value: float | bool = 0) -> Tensor:
+    """Pad dim 1 of ``[T, L', ...]`` back to ``context`` positions."""
+    if x.shape[1] == context:
+        return x
+    pad = x.new_full((x.shape[0], context - x.shape[1], *x.shape[2:]), value)
+    return torch.cat([x, pad], dim=1)
+
+
+def _encode_text_short(m: torch.nn.Module, texts: Tensor, dense: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+    """Global text features (normalised) and, if ``dense``, tokens/mask padded back to the full context."""
+    pooled, hidden = _text_forward_short(m, texts)
+    if not dense:
+        return F.normalize(pooled, dim=-1), None, None
+    context = m.positional_embedding.shape[0]
+    tokens = _pad_context(_project(hidden, m.text_projection), context)  # [T, L, D]
+    mask = _pad_context(text_token_mask(texts, m), context, False)  # [T, L]
+    return F.normalize(pooled, dim=-1), tokens, mask
+
+
 def encode(
     model: torch.nn.Module, images: Tensor | None = None, texts: Tensor | None = None, dense: bool = False
 ) -> Features:
@@ -80,9 +143,13 @@ def encode(
     kept patches may be smaller than the grid).
     """
     m = _unwrap(model)
+    short = texts is not None and _can_trim(m, texts)
     if not dense:
         image = m.encode_image(images, normalize=True) if images is not None else None
-        text = m.encode_text(texts, normalize=True) if texts is not None else None
+        if texts is None:
+            text = None
+        else:
+            text = _encode_text_short(m, texts, False)[0] if short else m.encode_text(texts, normalize=True)
         return Features(image=image, text=text, logit_scale=logit_scale_of(m))
     if not supports_dense(m):
         raise DenseFeaturesUnsupported(
@@ -90,6 +157,10 @@ def encode(
             "per-token projection; the local hard-negative loss needs an open_clip ViT model with the built-in "
             "text transformer. Use --loss-name negclip/clip (global losses) or a ViT architecture."
         )
+    if short:  # images through open_clip as usual, the short text tensor through our mirror of its text forward
+        feats = encode(m, images=images, dense=True) if images is not None else Features(None, None, logit_scale_of(m))
+        feats.text, feats.text_tokens, feats.text_mask = _encode_text_short(m, texts, True)
+        return feats
     out = m.forward_intermediates(
         image=images,
         text=texts,
