@@ -132,6 +132,11 @@ def worker(args: argparse.Namespace) -> dict:
     batch = _batch(lm, args.batch_size, seed=0)
     if args.worker == "clip":  # the CLIP recipe has no negatives in its data (with them, "clip" is NegCLIP)
         batch = dataclasses.replace(batch, neg_texts=None, neg_mask=None)
+    if not args.no_trim:  # as the training collate does: drop trailing padding shared by the whole batch
+        from fsc_clip.models import trim_tokens
+
+        texts, neg_texts = trim_tokens(batch.texts, batch.neg_texts)
+        batch = dataclasses.replace(batch, texts=texts, neg_texts=neg_texts)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -158,6 +163,7 @@ def worker(args: argparse.Namespace) -> dict:
         "model": args.model,
         "batch_size": args.batch_size,
         "negatives_per_image": 0 if batch.neg_texts is None else int(batch.neg_texts.shape[1]),
+        "text_length": int(batch.texts.shape[1]),
         "precision": args.precision,
         "device": str(device),
         "step_ms": step_s * 1000,
@@ -182,6 +188,9 @@ def main() -> None:
         "--threads", type=int, default=1, help="torch CPU threads (1: stable on a shared 2-core machine; 0: default)"
     )
     parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--no-trim", action="store_true", help="feed full-context token tensors (77) instead of the trimmed batch"
+    )
     parser.add_argument("--worker", choices=list(METHODS), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.precision is None:
@@ -197,6 +206,7 @@ def main() -> None:
         cmd = [sys.executable, __file__, "--worker", method, "--out", args.out, "--model", args.model]
         cmd += ["--batch-size", str(args.batch_size), "--precision", args.precision, "--device", args.device]
         cmd += ["--repeats", str(args.repeats), "--warmup", str(args.warmup), "--threads", str(args.threads)]
+        cmd += ["--no-trim"] if args.no_trim else []
         proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
         lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
         if proc.returncode != 0 or not lines:
