@@ -54,12 +54,17 @@ def scatter_plot(points: Sequence[Point], path: str | Path, xlabel: str, ylabel:
         ax.set_ylabel(ylabel)
         ax.set_title(title or f"{ylabel} vs {xlabel}")
         ax.grid(alpha=0.3)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        return _save(fig, path)
     finally:
         plt.close(fig)
+
+
+def _save(fig, path: str | Path) -> Path:
+    """Lay out and write ``fig`` to ``path`` (creating its folder)."""
+    fig.tight_layout()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
     return path
 
 
@@ -110,10 +115,6 @@ def bar_plot(
         elif len(series) > 1:
             ax.legend(fontsize=7, ncol=min(3, len(series)))
         ax.grid(axis="y", alpha=0.3)
-        fig.tight_layout()
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path)
+        return _save(fig, path)
     finally:
         plt.close(fig)
-    return path
