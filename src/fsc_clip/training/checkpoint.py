@@ -1,6 +1,6 @@
 """Run checkpoints: atomic writes, retention, RNG state capture, and loading for ``--resume``.
 
-Format (CONTRACTS.md; loadable with ``torch.load(path, weights_only=True)``)::
+Format (read back by ``fsc_clip.models.load_model``; loadable with ``torch.load(path, weights_only=True)``)::
 
     {"format": "fsc-clip", "format_version": 1,
      "model": {"name", "pretrained", "quick_gelu", "lora": None | {"rank", "alpha", "targets"}},
