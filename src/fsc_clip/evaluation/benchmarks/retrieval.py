@@ -85,6 +85,14 @@ class KarpathyRetrieval(RetrievalBenchmark):
     """A Karpathy-format test JSON: a list of ``{"image": path, "caption": [captions]}``."""
 
     annotation: ClassVar[str] = ""
+    image_dir: ClassVar[str] = ""  # image folder under the benchmark root (unless the option image_root is set)
+
+    def check(self, data_root: str | Path) -> Path:
+        root = self.root(data_root)
+        self.require(root / self.annotation)
+        if "image_root" not in self.options:
+            self.require(root / self.image_dir)
+        return root
 
     def load_pool(self, data_root: str | Path) -> tuple[list[ImageRef], list[str], list[int]]:
         root = self.check(data_root)
@@ -108,18 +116,12 @@ class CocoKarpathy(KarpathyRetrieval):
     name = "coco_karpathy"
     description = "COCO Karpathy 5k test retrieval: I2T / T2I R@1/5/10 (5000 images, 25010 captions)"
     annotation = "coco_karpathy_test.json"
+    image_dir = "val2014"
     expected_files: ClassVar[tuple[str, ...]] = ("coco_karpathy_test.json", "val2014/")
     obtain = (
         "Get coco_karpathy_test.json (BLIP's sfr-vision-language-research datasets bucket) and the COCO 2014 "
         "val images into val2014/ (or pass the option image_root)."
     )
-
-    def check(self, data_root: str | Path) -> Path:
-        root = self.root(data_root)
-        self.require(root / self.annotation)
-        if "image_root" not in self.options:
-            self.require(root / "val2014")
-        return root
 
 
 @BENCHMARKS.register("flickr30k")
@@ -127,18 +129,12 @@ class Flickr30k(KarpathyRetrieval):
     name = "flickr30k"
     description = "Flickr30k 1k test retrieval: I2T / T2I R@1/5/10 (1000 images, 5000 captions)"
     annotation = "flickr30k_test.json"
+    image_dir = "flickr30k-images"
     expected_files: ClassVar[tuple[str, ...]] = ("flickr30k_test.json", "flickr30k-images/")
     obtain = (
         "Get flickr30k_test.json (BLIP's sfr-vision-language-research datasets bucket) and the Flickr30k images "
         "(manual request) into flickr30k-images/ (or pass the option image_root)."
     )
-
-    def check(self, data_root: str | Path) -> Path:
-        root = self.root(data_root)
-        self.require(root / self.annotation)
-        if "image_root" not in self.options:
-            self.require(root / "flickr30k-images")
-        return root
 
 
 @BENCHMARKS.register("coco_counterfactuals")
