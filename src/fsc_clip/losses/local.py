@@ -58,6 +58,17 @@ def patch_weights(sim: Tensor, normalizer: str = "minmax", sparsify: bool = Fals
     return torch.where(total > 0, weights / total.clamp_min(torch.finfo(sim.dtype).tiny), uniform)
 
 
+def _scaled_cosine(dot: Tensor, t_sq: Tensor, z_sq: Tensor, logit_scale: Tensor) -> tuple[Tensor, ...]:
+    """``s·⟨Z,T⟩/(‖Z‖‖T‖)`` from the dot product and squared norms, with ``F.normalize``'s epsilon on each norm.
+
+    Returns (scores, 1/(‖T‖‖Z‖), ‖T‖, ‖Z‖, (T-norm clamped, Z-norm clamped)); the backward passes need them all.
+    """
+    t_norm = t_sq.clamp_min(_NORM_EPS**2).sqrt()  # max(‖T_l‖, eps) as F.normalize
+    z_norm = z_sq.clamp_min(_NORM_EPS**2).sqrt()
+    inv = 1.0 / (t_norm * z_norm)
+    return logit_scale * dot * inv, inv, t_norm, z_norm, (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+
+
 class _TokenScores(torch.autograd.Function):
     """Per-token scores ``r`` with a hand-written backward (see :func:`token_scores`).
 
@@ -72,11 +83,7 @@ class _TokenScores(torch.autograd.Function):
         dot = (weights * raw).sum(dim=-1)  # [B, M]  ⟨Z_l, T_l⟩
         t_sq = torch.linalg.vector_norm(texts, dim=-1).pow(2)  # [B, M] (a reduction: no [B, M, D] temporary)
         z_sq = (torch.bmm(weights, gram) * weights).sum(dim=-1)  # [B, M]  ‖Z_l‖² = W_l G W_lᵀ
-        t_norm = t_sq.clamp_min(_NORM_EPS**2).sqrt()  # max(‖T_l‖, eps) as F.normalize
-        z_norm = z_sq.clamp_min(_NORM_EPS**2).sqrt()
-        inv = 1.0 / (t_norm * z_norm)
-        scores = logit_scale * dot * inv  # [B, M]
-        clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        scores, inv, t_norm, z_norm, clamped = _scaled_cosine(dot, t_sq, z_sq, logit_scale)  # [B, M] each
         ctx.save_for_backward(texts, patches, weights, dot, inv, t_norm, z_norm, scores, logit_scale, *clamped)
         return scores
 
@@ -115,11 +122,7 @@ class _TokenScoresExplicit(torch.autograd.Function):
         dot = torch.einsum("bmd,bmd->bm", grouped, texts)  # [B, M]
         t_sq = torch.linalg.vector_norm(texts, dim=-1).pow(2)
         z_sq = torch.linalg.vector_norm(grouped, dim=-1).pow(2)
-        t_norm = t_sq.clamp_min(_NORM_EPS**2).sqrt()
-        z_norm = z_sq.clamp_min(_NORM_EPS**2).sqrt()
-        inv = 1.0 / (t_norm * z_norm)
-        scores = logit_scale * dot * inv
-        clamped = (t_sq < _NORM_EPS**2, z_sq < _NORM_EPS**2)
+        scores, inv, t_norm, z_norm, clamped = _scaled_cosine(dot, t_sq, z_sq, logit_scale)  # [B, M] each
         ctx.save_for_backward(texts, weights, grouped, dot, inv, t_norm, z_norm, scores, logit_scale, *clamped)
         return scores
 
