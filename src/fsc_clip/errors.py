@@ -22,3 +22,7 @@ class ModelLoadError(UserError):
 
 class UnsafeCheckpointError(ModelLoadError):
     """A checkpoint needs arbitrary unpickling; we refuse and explain how to convert it."""
+
+
+class OutputError(UserError, OSError):
+    """A file or folder cannot be written (read-only, permission denied, disk full); names the path."""

@@ -44,3 +44,27 @@ def find_image(folder: Path, stem: str) -> Path | None:
         if cand.is_file():
             return cand
     return None
+
+
+class SchemaError(DataNotFoundError):
+    """A benchmark file parses but a record lacks a field (or has the wrong type); names file, record and field."""
+
+
+def field(record: Any, name: str, path: Path, index: int | str, what: str = "") -> Any:
+    """``record[name]``, or a :class:`SchemaError` naming the file, the record and the missing field.
+
+    Args:
+        record: One parsed record (dict, or a CSV row as a dict).
+        name: The field to read.
+        path: The file the record came from (named in the error).
+        index: The record's index or id (named in the error).
+        what: The benchmark name, prefixed to the message.
+    """
+    if isinstance(record, dict) and name in record:
+        return record[name]
+    present = sorted(record) if isinstance(record, dict) else type(record).__name__
+    raise SchemaError(
+        f"{what + ': ' if what else ''}{path}: record {index!r} has no field {name!r} (fields present: {present}). "
+        "The file does not have the layout this benchmark expects: re-download it from the official source "
+        "(see `fsc-clip list benchmarks`)."
+    )
