@@ -14,7 +14,7 @@ import types
 import typing
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import yaml
 
@@ -49,7 +49,7 @@ def _coerce(value: Any, tp: Any, key: str) -> Any:
         if optional or tp is Any:
             return None
         raise ConfigError(f"{key}: null is not allowed (expected {getattr(tp, '__name__', tp)})")
-    if dataclasses.is_dataclass(tp):
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         if isinstance(value, tp):
             return value
         if not isinstance(value, dict):
@@ -111,7 +111,7 @@ def from_dict(cls: type[C], data: dict[str, Any], prefix: str = "") -> C:
     if not isinstance(data, dict):
         raise ConfigError(f"{prefix or cls.__name__}: expected a mapping, got {type(data).__name__}")
     hints = _field_types(cls)
-    names = [f.name for f in dataclasses.fields(cls) if f.init]
+    names = [f.name for f in dataclasses.fields(cast(Any, cls)) if f.init]
     kwargs: dict[str, Any] = {}
     for key, value in data.items():
         norm = key.replace("-", "_")

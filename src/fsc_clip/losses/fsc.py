@@ -118,14 +118,21 @@ class FSCCLIPLoss(nn.Module):
         if neg_mask is not None:
             neg_mask = neg_mask.bool()
         terms = {"clip_loss": self._clip_term(image_features, text_features, neg_text_features, neg_mask, logit_scale)}
-        if neg_text_features is not None:
+        if neg_text_features is not None and neg_mask is not None:  # neg_mask is set above whenever negatives exist
             metrics["hn_row_frac"] = neg_mask.any(dim=1).float().mean().detach()
             if self.global_weight > 0:
                 terms["global_hn_loss"] = self.global_weight * self._global_term(
                     image_features, text_features, neg_text_features, neg_mask, logit_scale, metrics
                 )
-            tokens = (image_tokens, text_tokens, text_mask, neg_text_tokens, neg_text_mask)
-            if self.local_weight > 0 and all(t is not None for t in tokens):
+            if (
+                self.local_weight > 0
+                and image_tokens is not None
+                and text_tokens is not None
+                and text_mask is not None
+                and neg_text_tokens is not None
+                and neg_text_mask is not None
+            ):
+                tokens = (image_tokens, text_tokens, text_mask, neg_text_tokens, neg_text_mask)
                 terms["local_hn_loss"] = self.local_weight * self._local_term(*tokens, neg_mask, logit_scale, metrics)
         self.metrics = metrics
         return terms
@@ -136,7 +143,7 @@ class FSCCLIPLoss(nn.Module):
         all_image = gather_with_grad(image, self.world_size)  # [W·B, D]
         all_text = gather_with_grad(text, self.world_size)  # [W·B, D]
         neg_cols = neg_valid = None
-        if self.negclip and neg_text is not None:
+        if self.negclip and neg_text is not None and neg_mask is not None:
             neg_cols = gather_with_grad(neg_text, self.world_size).flatten(0, 1)  # [W·B·K, D]
             neg_valid = gather_no_grad(neg_mask, self.world_size).flatten()  # [W·B·K]
         return clip_loss(image, text, logit_scale, all_image, all_text, self.rank, neg_cols, neg_valid)

@@ -58,7 +58,9 @@ def patch_weights(sim: Tensor, normalizer: str = "minmax", sparsify: bool = Fals
     return torch.where(total > 0, weights / total.clamp_min(torch.finfo(sim.dtype).tiny), uniform)
 
 
-def _scaled_cosine(dot: Tensor, t_sq: Tensor, z_sq: Tensor, logit_scale: Tensor) -> tuple[Tensor, ...]:
+def _scaled_cosine(
+    dot: Tensor, t_sq: Tensor, z_sq: Tensor, logit_scale: Tensor
+) -> tuple[Tensor, Tensor, Tensor, Tensor, tuple[Tensor, Tensor]]:
     """``s·⟨Z,T⟩/(‖Z‖‖T‖)`` from the dot product and squared norms, with ``F.normalize``'s epsilon on each norm.
 
     Returns (scores, 1/(‖T‖‖Z‖), ‖T‖, ‖Z‖, (T-norm clamped, Z-norm clamped)); the backward passes need them all.

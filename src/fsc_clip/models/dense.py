@@ -18,6 +18,7 @@ False) so that loss inputs keep a fixed shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -44,7 +45,8 @@ class Features:
     text_mask: Tensor | None = None  # [T, L] bool: real tokens except start-of-text
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
+def _unwrap(model: torch.nn.Module) -> Any:
+    # Any: open_clip models are duck-typed here (CLIP attributes such as ``visual`` or ``text_projection``).
     return getattr(model, "module", model)  # DDP
 
 
@@ -68,9 +70,9 @@ def text_token_mask(texts: Tensor, model: torch.nn.Module) -> Tensor:
 def _project(tokens: Tensor, proj: torch.nn.Module | Tensor | None) -> Tensor:
     if proj is None:
         return tokens
-    if isinstance(proj, torch.nn.Linear):
+    if isinstance(proj, torch.nn.Module):  # a Linear head (timm towers)
         return proj(tokens)
-    return tokens @ proj
+    return tokens @ proj  # a projection matrix [W, D] (open_clip CLIP)
 
 
 def logit_scale_of(model: torch.nn.Module) -> Tensor:
@@ -103,7 +105,7 @@ def _can_trim(m: torch.nn.Module, texts: Tensor) -> bool:
     )
 
 
-def _text_forward_short(m: torch.nn.Module, texts: Tensor) -> tuple[Tensor, Tensor]:
+def _text_forward_short(m: Any, texts: Tensor) -> tuple[Tensor, Tensor]:
     """open_clip's text forward on ``L' < context`` tokens: returns (pooled projected [T, D], ln_final [T, L', W])."""
     from open_clip.model import text_global_pool
 
@@ -123,7 +125,7 @@ def _pad_context(x: Tensor, context: int, value: float | bool = 0) -> Tensor:
     return torch.cat([x, pad], dim=1)
 
 
-def _encode_text_short(m: torch.nn.Module, texts: Tensor, dense: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
+def _encode_text_short(m: Any, texts: Tensor, dense: bool) -> tuple[Tensor, Tensor | None, Tensor | None]:
     """Global text features (normalised) and, if ``dense``, tokens/mask padded back to the full context."""
     pooled, hidden = _text_forward_short(m, texts)
     if not dense:
@@ -157,7 +159,7 @@ def encode(
             "per-token projection; the local hard-negative loss needs an open_clip ViT model with the built-in "
             "text transformer. Use --loss-name negclip/clip (global losses) or a ViT architecture."
         )
-    if short:  # images through open_clip as usual, the short text tensor through our mirror of its text forward
+    if short and texts is not None:  # images through open_clip as usual, short texts through our text forward
         feats = encode(m, images=images, dense=True) if images is not None else Features(None, None, logit_scale_of(m))
         feats.text, feats.text_tokens, feats.text_mask = _encode_text_short(m, texts, True)
         return feats

@@ -100,7 +100,7 @@ def _resolve_quick_gelu(name: str, pretrained: str | None, requested: bool | Non
             )
         log.info("%s/%s: using QuickGELU, as these weights require.", name, pretrained)
         return True
-    local_file = bool(pretrained) and _looks_like_path(pretrained)
+    local_file = bool(pretrained and _looks_like_path(pretrained))
     if requested is None and local_file and not _arch_has_quick_gelu(name) and _openai_family(name):
         warnings.warn(
             f"Loading {pretrained} into {name} with GELU activations. If these weights descend from OpenAI "

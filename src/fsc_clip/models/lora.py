@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, cast
 
 import torch
 from torch import nn
@@ -42,10 +42,13 @@ class LoRADelta(nn.Module):
         if out % groups:
             raise ValueError(f"weight rows {out} not divisible into {groups} groups")
         fan_in = weight[0].numel()
-        kw = {"device": weight.device, "dtype": weight.dtype}
         self.groups, self.rank, self.scaling = groups, rank, float(scaling)
-        self.lora_A = nn.Parameter(torch.empty(groups, rank, fan_in, **kw))  # [G, r, in]
-        self.lora_B = nn.Parameter(torch.zeros(groups, out // groups, rank, **kw))  # [G, out/G, r]
+        self.lora_A = nn.Parameter(  # [G, r, in]
+            torch.empty(groups, rank, fan_in, device=weight.device, dtype=weight.dtype)
+        )
+        self.lora_B = nn.Parameter(  # [G, out/G, r]
+            torch.zeros(groups, out // groups, rank, device=weight.device, dtype=weight.dtype)
+        )
         for g in range(groups):  # as nn.Linear initialises its weight
             nn.init.kaiming_uniform_(self.lora_A.data[g], a=math.sqrt(5))
 
@@ -140,8 +143,9 @@ def merge_lora(model: nn.Module) -> nn.Module:
     for module in list(model.modules()):
         if not parametrize.is_parametrized(module):
             continue
-        for tensor_name in list(module.parametrizations.keys()):
-            if any(isinstance(p, LoRADelta) for p in module.parametrizations[tensor_name]):
+        parametrizations = cast(nn.ModuleDict, module.parametrizations)
+        for tensor_name in list(parametrizations.keys()):
+            if any(isinstance(p, LoRADelta) for p in cast(nn.ModuleList, parametrizations[tensor_name])):
                 parametrize.remove_parametrizations(module, tensor_name, leave_parametrized=True)
     flags = getattr(model, _FLAGS_ATTR, {})
     for name, p in model.named_parameters():
