@@ -10,6 +10,9 @@ Measured per pass over the corpus (every pass re-seeds with a new epoch):
   is also a warm figure).
 * ``cached``: parse cache hit (what online generation costs from the second epoch on).
 
+``identical_to_caption`` counts, over the cold pass, negatives equal to their caption after normalisation (ours, and
+an independent one: lower case, punctuation deleted) or in the first 77 CLIP tokens; the promise is 0.
+
 Each rate is given per wall-clock second and per CPU second of the process (the latter is robust to other jobs
 on a shared machine). BLAS threads are pinned to 1 so that "per process" means "per core".
 """
@@ -58,6 +61,7 @@ def single_process(captions: list[str]) -> dict:
     _, cached_wall, cached_cpu = _timed_pass(captions, epoch=2)
     types = style_types(STYLE)
     coverage = {t: sum(row[k] is not None for row in negatives) / n for k, t in enumerate(types)}
+    identical = _identical(captions, negatives)
     return {
         "load_s": load_s,
         "captions_per_s": n / warm_wall,
@@ -67,8 +71,31 @@ def single_process(captions: list[str]) -> dict:
         "captions_per_s_cached": n / cached_wall,
         "captions_per_cpu_s_cached": n / cached_cpu,
         "coverage": coverage,
+        "identical_to_caption": identical,
         "examples": [[c, *row] for c, row in zip(captions[:5], negatives[:5])],
     }
+
+
+def _identical(captions: list[str], negatives: list[list[str | None]]) -> int:
+    """Negatives equal to their caption textually (two normalisations) or to a 77-token CLIP text tower."""
+    import re
+
+    import open_clip
+
+    from fsc_clip.negatives.text import normalize
+
+    def plain(text: str) -> str:
+        return " ".join(re.sub(r"[^\w\s]", "", text.lower()).split())
+
+    count = 0
+    for caption, row in zip(captions, negatives):
+        for neg in row:
+            if neg is None:
+                continue
+            same_text = normalize(neg) == normalize(caption) or plain(neg) == plain(caption)
+            tokens = open_clip.tokenize([caption, neg])  # [2, 77]
+            count += same_text or bool((tokens[0] == tokens[1]).all())
+    return count
 
 
 def _worker(job: tuple[list[str], list[str]]) -> tuple[float, float, float]:
@@ -123,6 +150,7 @@ def _print_table(r: dict) -> None:
     for name, wall, cpu in rows:
         print(f"{name:<42}{wall:>12.0f}{cpu:>16.0f}")
     print("coverage: " + ", ".join(f"{t} {100 * v:.1f}%" for t, v in r["coverage"].items()))
+    print(f"negatives identical to their caption (text or first 77 tokens): {r['identical_to_caption']}")
 
 
 if __name__ == "__main__":

@@ -10,8 +10,15 @@ forward, one text forward over positives + K = 3 negatives per image, loss, back
 synthetic captions tokenised by the model's tokenizer (~10% of negatives missing) and random images.
 Data loading is excluded. Each method runs in a fresh subprocess so that its memory peak is its own.
 
+Method ``open_clip`` is open_clip's own training step — ``open_clip_train.train.train_one_epoch`` (installed
+with open_clip_torch) called on the same model, batch (in memory, positives only, never trimmed: its pipeline
+does not trim), precision and AdamW, with its ``ClipLoss``; per-step times come from its loop fetching the
+next batch. ``ours_over_open_clip`` is our CLIP step time over it (with ``--no-trim``: the trainer's overhead
+alone; trimmed: what a user gets).
+
 Reported per method: ``samples_per_s``, ``step_ms`` (median), ``peak_mb`` and ``ratio_to_clip`` (step
-time / CLIP step time). Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the kernel's
+time / CLIP step time); ``fsc_over_negclip`` is the FSC-CLIP / NegCLIP step-time ratio. Peak memory: on CUDA
+``torch.cuda.max_memory_allocated``; on CPU the kernel's
 peak-RSS counter (``VmHWM``, reset via ``/proc/self/clear_refs``) minus the RSS before the timed steps,
 with ``MALLOC_MMAP_THRESHOLD_`` lowered so freed tensors return to the OS (RSS then tracks live memory).
 """
@@ -31,7 +38,7 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = {"clip": "clip", "negclip": "negclip", "fsc-clip": "fsc-clip"}
+METHODS = {"clip": "clip", "negclip": "negclip", "fsc-clip": "fsc-clip", "open_clip": "clip", "clip|open_clip": "clip"}
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "brown", "orange"]
 THINGS = ["dog", "cat", "car", "horse", "man", "woman", "table", "bird", "boat", "chair"]
 PLACES = ["park", "street", "kitchen", "beach", "field", "room"]
@@ -130,13 +137,21 @@ def worker(args: argparse.Namespace) -> dict:
         params=[p for p in model.parameters() if p.requires_grad],
     )
     batch = _batch(lm, args.batch_size, seed=0)
-    if args.worker == "clip":  # the CLIP recipe has no negatives in its data (with them, "clip" is NegCLIP)
+    if args.worker == "open_clip":
+        return _open_clip_worker(args, lm, model, optimizer, batch, device)
+    if args.worker in (
+        "clip",
+        "clip|open_clip",
+    ):  # the CLIP recipe has no negatives in its data (with them, "clip" is NegCLIP)
         batch = dataclasses.replace(batch, neg_texts=None, neg_mask=None)
     if not args.no_trim:  # as the training collate does: drop trailing padding shared by the whole batch
         from fsc_clip.models import trim_tokens
 
         texts, neg_texts = trim_tokens(batch.texts, batch.neg_texts)
         batch = dataclasses.replace(batch, texts=texts, neg_texts=neg_texts)
+
+    if args.worker == "clip|open_clip":
+        return _interleaved_worker(args, lm, model, ctx, batch, device)
 
     def sync() -> None:
         if device.type == "cuda":
@@ -173,6 +188,117 @@ def worker(args: argparse.Namespace) -> dict:
         "repeats": args.repeats,
         "threads": torch.get_num_threads(),
     }
+
+
+class _InMemoryLoader:
+    """The one batch, ``n`` times, as open_clip_train's DataInfo.dataloader; records when each is fetched."""
+
+    def __init__(self, batch, n: int) -> None:
+        self.batch, self.num_batches, self.num_samples = batch, n, n * len(batch[0])
+        self.fetched: list[float] = []
+
+    def __iter__(self):
+        for _ in range(self.num_batches):
+            self.fetched.append(time.perf_counter())
+            yield self.batch
+
+
+def _open_clip_epoch(args: argparse.Namespace, model, optimizer, device):
+    """``train(loader)``: one call of open_clip_train's ``train_one_epoch`` over ``loader``'s batches."""
+    import types
+
+    import open_clip
+    import torch
+    from open_clip_train.train import train_one_epoch
+
+    model.output_dict = True  # open_clip_train creates its models with output_dict=True
+    loss = open_clip.loss.ClipLoss(cache_labels=True, rank=0, world_size=1)
+    oc_args = types.SimpleNamespace(
+        device=str(device),
+        precision=args.precision,
+        accum_freq=1,
+        distill=False,
+        grad_clip_norm=None,
+        horovod=False,
+        skip_scheduler=True,
+        log_every_n_steps=10**9,
+        world_size=1,
+        rank=1,
+        local_rank=1,
+    )  # fmt: skip  rank 1: no progress logging (it would need the whole args namespace)
+    scaler = torch.amp.GradScaler(device.type) if args.precision == "amp" and device.type == "cuda" else None
+
+    def train(loader) -> None:
+        data = {"train": types.SimpleNamespace(dataloader=loader, set_epoch=lambda epoch: None)}
+        train_one_epoch(model, data, loss, 0, optimizer, scaler, None, None, oc_args)
+
+    return train
+
+
+def _open_clip_step(args: argparse.Namespace, model, optimizer, batch, device):
+    """One open_clip training step on ``batch`` (a one-batch epoch of ``train_one_epoch``)."""
+    train = _open_clip_epoch(args, model, optimizer, device)
+    pair = (batch.images, batch.texts)
+    return lambda: train(_InMemoryLoader(pair, 1))
+
+
+def _open_clip_worker(args: argparse.Namespace, lm, model, optimizer, batch, device) -> dict:
+    """open_clip_train's ``train_one_epoch`` on the in-memory batch (see the module docstring)."""
+    import torch
+
+    pair = (batch.images, batch.texts)  # untrimmed [B, 77] ids, as open_clip's collate gives them
+    train = _open_clip_epoch(args, model, optimizer, device)
+
+    def epoch(n: int) -> list[float]:
+        loader = _InMemoryLoader(pair, n)
+        train(loader)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        ends = [*loader.fetched[1:], time.perf_counter()]
+        return [end - start for start, end in zip(loader.fetched, ends)]
+
+    epoch(args.warmup)
+    base_mb = _rss_mb("VmRSS") if device.type != "cuda" else torch.cuda.memory_allocated() / 2**20
+    _reset_peak(device)
+    times = epoch(args.repeats)
+    peak_mb = torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else _rss_mb("VmHWM") - base_mb
+    step_s = statistics.median(times)
+    return {
+        "method": "open_clip", "model": args.model, "batch_size": args.batch_size, "negatives_per_image": 0,
+        "text_length": int(batch.texts.shape[1]), "precision": args.precision, "device": str(device),
+        "step_ms": step_s * 1000, "samples_per_s": args.batch_size / step_s, "peak_mb": peak_mb,
+        "peak_mb_kind": "cuda max_memory_allocated" if device.type == "cuda" else "peak RSS above pre-step RSS",
+        "repeats": args.repeats, "threads": torch.get_num_threads(),
+    }  # fmt: skip
+
+
+def _interleaved_worker(args: argparse.Namespace, lm, model, ctx, batch, device) -> dict:
+    """Our CLIP step and open_clip's, alternately on the same model and optimizer, in one process: outside load
+    then slows both alike, so their ratio is fair on a shared machine (memory is not separable here)."""
+    import torch
+
+    from fsc_clip.training.step import train_step
+
+    full = _batch(lm, args.batch_size, seed=0)  # open_clip's untrimmed positives
+    theirs = _open_clip_step(args, model, ctx.optimizer, full, device)
+    ours = {"ours": lambda: train_step(ctx, [batch]), "open_clip": theirs}
+    times: dict[str, list[float]] = {name: [] for name in ours}
+    for i in range(args.warmup + args.repeats):
+        for name, step in ours.items():
+            start = time.perf_counter()
+            step()
+            if device.type == "cuda":
+                torch.cuda.synchronize()
+            if i >= args.warmup:
+                times[name].append(time.perf_counter() - start)
+    ms = {name: statistics.median(t) * 1000 for name, t in times.items()}
+    return {
+        "method": "clip|open_clip", "model": args.model, "batch_size": args.batch_size,
+        "text_length": int(batch.texts.shape[1]), "open_clip_text_length": int(full.texts.shape[1]),
+        "precision": args.precision, "device": str(device), "ours_ms": ms["ours"], "open_clip_ms": ms["open_clip"],
+        "ours_over_open_clip": ms["ours"] / ms["open_clip"], "repeats": args.repeats,
+        "threads": torch.get_num_threads(), "loadavg": round(os.getloadavg()[0], 2),
+    }  # fmt: skip
 
 
 def main() -> None:
@@ -212,13 +338,24 @@ def main() -> None:
         if proc.returncode != 0 or not lines:
             sys.exit(f"{method} failed:\n{proc.stderr[-3000:]}")
         records.append(json.loads(lines[-1][len("RESULT ") :]))
-    clip = next((r for r in records if r["method"] == "clip"), None)
+    by_method = {r["method"]: r for r in records}
+    clip = by_method.get("clip")
     for rec in records:
-        rec["ratio_to_clip"] = rec["step_ms"] / clip["step_ms"] if clip else None
+        rec["ratio_to_clip"] = rec["step_ms"] / clip["step_ms"] if clip and "step_ms" in rec else None
         rec["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
-    Path(args.out).write_text(json.dumps(records, indent=2) + "\n", encoding="utf-8")
+        rec["loadavg"] = round(os.getloadavg()[0], 2)
+        rec["trimmed"] = not args.no_trim
+    if "clip|open_clip" in by_method:
+        print(f"ours / open_clip (interleaved): {by_method['clip|open_clip']['ours_over_open_clip']:.3f}")
+    if clip and "open_clip" in by_method:
+        clip["ours_over_open_clip"] = clip["step_ms"] / by_method["open_clip"]["step_ms"]
+    if "fsc-clip" in by_method and "negclip" in by_method:
+        by_method["fsc-clip"]["fsc_over_negclip"] = by_method["fsc-clip"]["step_ms"] / by_method["negclip"]["step_ms"]
+    from fsc_clip.fileio import write_json
+
+    write_json(args.out, records)
     print(f"{'method':<10} {'step ms':>9} {'samples/s':>10} {'peak MB':>9} {'× CLIP':>7}")
-    for r in records:
+    for r in (r for r in records if "step_ms" in r):
         ratio = f"{r['ratio_to_clip']:.2f}" if r["ratio_to_clip"] is not None else "-"
         print(f"{r['method']:<10} {r['step_ms']:>9.1f} {r['samples_per_s']:>10.1f} {r['peak_mb']:>9.1f} {ratio:>7}")
 

@@ -19,3 +19,31 @@ def tiny_model():
 
     torch.manual_seed(0)
     return load_model("fsc-tiny")
+
+
+def _registries() -> list:
+    import sys
+
+    mod = sys.modules.get("fsc_clip.registry")
+    if mod is None:
+        return []
+    if "fsc_clip.evaluation.aggregate" in sys.modules:
+        # benchmark modules register profiles / headlines when imported: load them before the snapshot
+        from fsc_clip.evaluation.benchmarks import BENCHMARKS
+
+        BENCHMARKS.names()
+    return mod.Registry.instances()
+
+
+@pytest.fixture(autouse=True)
+def _no_registry_leaks(request):
+    """Fail a test that leaves a global registry changed (an extra, missing or replaced entry), and restore it.
+
+    Registries are snapshotted after their lazy modules are loaded, so lazy loading during a test is not a leak.
+    A test that registers something must remove it again (``try/finally`` with ``Registry.restore``).
+    """
+    before = [(reg, reg.snapshot()) for reg in _registries()]
+    yield
+    leaks = [f"{reg.kind}: {', '.join(changed)}" for reg, snap in before if (changed := reg.restore(snap))]
+    if leaks:
+        pytest.fail(f"{request.node.nodeid} left global registrations behind (restored now): {'; '.join(leaks)}")

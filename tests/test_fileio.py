@@ -65,3 +65,11 @@ def test_unwritable_dir_is_detected_even_for_root(tmp_path):
 def test_writable_dir_is_created(tmp_path):
     out = fileio.ensure_writable_dir(tmp_path / "a" / "b")
     assert out.is_dir() and list(out.iterdir()) == []
+
+
+def test_written_files_get_the_usual_permissions(tmp_path):
+    target = tmp_path / "config.yaml"
+    fileio.write_text(target, "a: 1\n")
+    plain = tmp_path / "plain.txt"
+    plain.write_text("x")
+    assert target.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777

@@ -58,6 +58,7 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | 
         raise output_error(target, exc) from exc
     tmp = Path(tmp_name)
     try:
+        os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600; give the file the mode a plain open() would
         with os.fdopen(fd, mode, encoding=None if "b" in mode else encoding, newline=None) as handle:
             yield handle
             handle.flush()
@@ -69,6 +70,13 @@ def atomic_write(path: str | os.PathLike[str], mode: str = "w", encoding: str | 
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def _umask() -> int:
+    """The process umask (read by setting and restoring it: there is no getter)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def write_text(path: str | os.PathLike[str], text: str, encoding: str = "utf-8") -> None:

@@ -42,7 +42,9 @@ def test_online_negatives_independent_of_batching_and_workers(tmp_path, image_ro
         assert torch.equal(_full(ra[idx][0]), _full(rb[idx][0])) and torch.equal(ra[idx][1], rb[idx][1])
     # same as calling the generator directly with the dataset indices
     caps = [image_rows[i]["title"] for i in sorted(ra)]
-    direct, _types = negatives.generate_negatives(caps, style="fsc-clip", seed=0, epoch=0, indices=sorted(ra))
+    direct, _types = negatives.generate_negatives(
+        caps, style="fsc-clip", seed=0, epoch=0, indices=sorted(ra), context_length=tok.context_length
+    )
     for idx, row in zip(sorted(ra), direct):
         for k, neg in enumerate(row):
             assert bool(ra[idx][1][k]) == (neg is not None)

@@ -35,6 +35,14 @@ class _Images:
         return path
 
 
+def write_png(path: Path, seed: int = 0) -> Path:
+    """A random 8x8 RGB PNG at ``path`` (parents created), deterministic per ``seed``; shared by the tests."""
+    arr = np.random.default_rng(seed).integers(0, 256, size=(8, 8, 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(arr).save(path)
+    return path
+
+
 def _dump(path: Path, data: object) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data))
@@ -100,8 +108,11 @@ def write_crepe(root: Path, img: _Images, scale: int = 1) -> Expected:
                 w = csv.writer(f)
                 w.writerow(["image_id", "x", "y", "width", "height", "caption", "hard_negs"])
                 for k in range(2 * scale):
+                    caption = f"a dog on grass {kind} {k}"
                     negs = [f"a {kind} negative {k} {j}" for j in range(3)]
-                    w.writerow([10 + k % 2, 2, 3, 30, 20, f"a dog on grass {kind} {k}", repr(negs)])
+                    if kind == "swap" and k == 0:  # real quirk: some swap rows list the caption among hard_negs
+                        negs.insert(1, caption)
+                    w.writerow([10 + k % 2, 2, 3, 30, 20, caption, repr(negs)])
                     n += 1
         expected[f"crepe::{kind}"] = n
     return expected
@@ -162,9 +173,9 @@ def write_mmvp(root: Path, img: _Images, scale: int = 1) -> Expected:
             path = d / "MLLM_VLM Images" / folder / f"{qid}.jpg"
             if scale > 1:  # throughput runs: real distinct files
                 img(path, (24, 24))
-                continue
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.symlink_to(bases[qid % 8].resolve())
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.symlink_to(bases[qid % 8].resolve())
             rows.append([str(qid), folder, f"the object is facing {'left' if j == 1 else 'right'} {pair}"])
     d.mkdir(parents=True, exist_ok=True)
     with (d / "Questions.csv").open("w", newline="") as f:
@@ -214,11 +225,14 @@ def write_valse(root: Path, img: _Images, scale: int = 1) -> Expected:
     d = root / "valse"
     img(d / "images" / "visual7w" / "v7w_1.jpg")
     img(d / "images" / "coco_2017" / "c_1.jpg")
+    img(d / "images" / "FOIL dataset" / "c_1.jpg")
+    # the released files spell COCO 2017 both ways (plurals: coco2017, relations: coco_2017) and FOIL with a space
+    coco = {"plurals": "coco2017", "foil-it": "FOIL dataset"}
     expected = {}
     for piece in PIECES:
         data = {}
         for k in range(2 * scale + 1):
-            ds, file = ("visual7w", "v7w_1.jpg") if k % 2 else ("coco_2017", "c_1.jpg")
+            ds, file = ("visual7w", "v7w_1.jpg") if k % 2 else (coco.get(piece, "coco_2017"), "c_1.jpg")
             votes = 1 if k == 0 else 3  # the first sample is not validated
             data[f"{piece}_{k}"] = {"dataset": ds, "image_file": file, "caption": f"There are {k} people. {piece}",
                                     "foil": f"There are no people. {piece} {k}",
@@ -235,7 +249,8 @@ def write_vl_checklist(root: Path, img: _Images, scale: int = 1) -> Expected:
     for src in ("vg", "swig", "hake", "vaw"):
         img(d / "images" / src / "VG_100K" / "1.jpg")
         img(d / "images" / src / "VG_100K" / "2.jpg")
-    sources = {c: ["vg_obj", "vg_subj", "swig_agent", "swig_item", "hake"] if c.startswith("Object") else
+    objects = ["vg_obj", "vg_subj", "swig_agent", "swig_destination", "swig_item", "swig_tool", "hake"]  # corpus.json
+    sources = {c: objects if c.startswith("Object") else
                ["vg", "vaw"] if c.startswith("Attribute") else ["vg", "swig", "hake"] if c == "Relation_action"
                else ["vg"] for c in COLUMNS}  # fmt: skip
     expected = {}
@@ -345,3 +360,128 @@ def write_all(root: Path, scale: int = 1, seed: int = 0) -> dict[str, Expected]:
     """Write every fixture under ``root``."""
     img = _Images(seed)
     return {name: fn(Path(root), img, scale) for name, fn in WRITERS.items()}
+
+
+# ----- compositional_2025 (kind "compositional_2025"; not in WRITERS, which is the paper's 13) -------------------
+SCPP_SUBSETS = ("replace_att", "replace_obj", "replace_rel", "swap_att", "swap_obj")
+
+
+def write_sugarcrepe_pp(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """Sri-Harsha/scpp ``data/<subset>.json`` (list of {id, filename, caption, caption2, negative_caption}) and
+    the COCO images flat in ``images/``. Quirks of the release: images shared across records, and a record whose
+    negative caption equals its caption (swap_obj id 2 of the release)."""
+    d = root / "sugarcrepe_pp"
+    shared = img(d / "images" / "000000000001.jpg")
+    exp: Expected = {}
+    for k, subset in enumerate(SCPP_SUBSETS):
+        recs = []
+        for i in range(scale * (2 + k % 3)):
+            name = shared.name if i % 3 == 0 else f"0000{k:04d}{i:04d}.jpg"
+            if i % 3:
+                img(d / "images" / name)
+            recs.append({"id": i, "filename": name, "caption": f"{subset} p1 {i}", "caption2": f"{subset} p2 {i}",
+                         "negative_caption": f"{subset} p1 {i}" if (subset, i) == ("swap_obj", 1) else
+                         f"{subset} neg {i}"})  # fmt: skip
+        _dump(d / "data" / f"{subset}.json", recs)
+        exp[f"sugarcrepe_pp::ITT::{subset}"] = exp[f"sugarcrepe_pp::TOT::{subset}"] = len(recs)
+    return exp
+
+
+def write_cola(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """arijitray1993/COLA ``data/COLA_multiobjects_matching_benchmark.json`` ([url1, caption1, url2, caption2]) and
+    the images the URLs name in ``images/``; one image appears in two items, as in the release."""
+    d = root / "cola"
+    recs = []
+    for i in range(5 * scale):
+        a, b = 2400000 + i, 2400000 + (i + 1 if i % 4 == 3 else 500 + i)
+        for vg in (a, b):
+            if not (d / "images" / f"{vg}.jpg").exists():
+                img(d / "images" / f"{vg}.jpg")
+        url = "https://cs-people.bu.edu/array/data/vg_gqa_images/{}.jpg"
+        caps = (f"red cube left of blue ball {i}", f"blue cube left of red ball {i}")
+        recs.append([url.format(a), caps[0], url.format(b), caps[1]])
+    _dump(d / "data" / "COLA_multiobjects_matching_benchmark.json", recs)
+    return {f"cola::{m}": len(recs) for m in ("text", "image", "group")}
+
+
+BIVLC_TYPES = ("replace", "swap", "add")
+
+
+def write_bivlc(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """HF imirandam/BiVLC: ``data/test-0000k-of-00002.parquet`` shards, the images as HF ``Image`` structs
+    ``{bytes, path}`` (COCO JPEGs; generated negatives PNG here), columns image, caption, negative_caption,
+    negative_image, type, subtype. Needs pyarrow."""
+    import io
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    d = root / "bivlc" / "data"
+    d.mkdir(parents=True, exist_ok=True)
+    scratch = root / "_bivlc_src"
+    counts: dict[str, int] = {}
+    n = 0
+    for shard in range(2):
+        rows = []
+        for _ in range(4 * scale + shard):
+            typ = BIVLC_TYPES[(n + shard) % 3]
+            enc = []
+            for kind, fmt in (("pos", "JPEG"), ("neg", "PNG")):
+                buf = io.BytesIO()
+                with Image.open(img(scratch / f"{n}_{kind}.png")) as im:
+                    im.save(buf, format=fmt)
+                enc.append({"bytes": buf.getvalue(), "path": None})
+            rows.append({"image": enc[0], "caption": f"a dog on a mat {n}", "negative_caption": f"a mat on a dog {n}",
+                         "negative_image": enc[1], "type": typ, "subtype": ("obj", "att", "rel")[n % 3]})  # fmt: skip
+            counts[typ] = counts.get(typ, 0) + 1
+            n += 1
+        pq.write_table(pa.Table.from_pylist(rows), d / f"test-{shard:05d}-of-00002.parquet")
+    exp = {f"bivlc::{m}": n for m in ("I2T", "T2I", "group")}
+    for typ, c in counts.items():
+        exp.update({f"bivlc::{typ}::{m}": c for m in ("I2T", "T2I", "group")})
+    return exp
+
+
+NEGBENCH_TEMPLATES = ("positive", "negative", "hybrid")
+
+
+def write_negbench(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """m1k2zoo/negbench ``data/images/{COCO_val,VOC2007}_mcq_llama3.1_rephrased.csv`` (image_path, caption_0..3,
+    correct_answer, correct_answer_template). COCO rows carry absolute paths that exist (rewritten by the user, as
+    datasets.md says); VOC2007 rows keep an authors'-style absolute path, found relative to ``negbench/``."""
+    d = root / "negbench"
+    exp: Expected = {}
+    for ds, name in (("COCO", "COCO_val"), ("VOC2007", "VOC2007")):
+        rows = []
+        for i in range(6 * scale + (ds == "VOC2007")):
+            template = NEGBENCH_TEMPLATES[i % 3]
+            if ds == "COCO":
+                path = str(img(d / "coco" / "val2017" / f"{i % 5:012d}.jpg").resolve())  # shared images
+            else:
+                img(d / "data" / "VOC2007" / "JPEGImages" / f"{i:06d}.jpg")
+                path = f"/data/VOC2007/JPEGImages/{i:06d}.jpg"
+            caps = [f"{ds} {i} option {k}, no dog" if k % 2 else f"{ds} {i} option {k}" for k in range(4)]
+            rows.append({"image_path": path, **{f"caption_{k}": c for k, c in enumerate(caps)},
+                         "correct_answer": (i * 7) % 4, "correct_answer_template": template})  # fmt: skip
+            for sub in ("total", template):
+                exp[f"negbench::{ds}::{sub}"] = exp.get(f"negbench::{ds}::{sub}", 0) + 1
+        path = d / "data" / "images" / f"{name}_mcq_llama3.1_rephrased.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with path.open("w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    return exp
+
+
+WRITERS_2025: dict[str, Callable[[Path, _Images, int], Expected]] = {
+    "sugarcrepe_pp": write_sugarcrepe_pp,
+    "cola": write_cola,
+    "bivlc": write_bivlc,
+    "negbench": write_negbench,
+}
+
+
+def write_fixture_2025(name: str, root: Path, scale: int = 1, seed: int = 0) -> Expected:
+    """Write one compositional_2025 benchmark's fixture under ``root``; return the expected counts."""
+    return WRITERS_2025[name](Path(root), _Images(seed), scale)

@@ -1,15 +1,13 @@
 """Aggregation: recompute the published benchmark columns and comp_avg from the published sub-scores.
 
 ``data/vl_compo_published_rows.csv`` holds a few rows of vl_compo's ``individual_results.csv`` joined with
-``results.csv`` (public numbers; columns ``col:<benchmark>`` are the published aggregate columns). If the full
-published tables are available (``/work/shared/data/published`` or ``$FSC_CLIP_PUBLISHED_DIR``) every row is
-checked too.
+``results.csv`` (public numbers; columns ``col:<benchmark>`` are the published aggregate columns). Every row of the
+full published tables, shipped as package data (``resources/published/vl_compo_*_full.csv``), is checked too.
 """
 
 from __future__ import annotations
 
 import csv
-import os
 from pathlib import Path
 
 import pytest
@@ -28,7 +26,7 @@ from fsc_clip.evaluation.aggregate import (
 )
 
 DATA = Path(__file__).parent / "data" / "vl_compo_published_rows.csv"
-PUBLISHED = Path(os.environ.get("FSC_CLIP_PUBLISHED_DIR", "/work/shared/data/published"))
+PUBLISHED = Path(__file__).parents[2] / "src" / "fsc_clip" / "resources" / "published"
 
 
 def _rows_from_fixture() -> list[tuple[dict[str, float], dict[str, float]]]:
@@ -42,10 +40,10 @@ def _rows_from_fixture() -> list[tuple[dict[str, float], dict[str, float]]]:
 
 
 def _rows_from_published() -> list[tuple[dict[str, float], dict[str, float]]]:
-    ind = list(csv.DictReader((PUBLISHED / "vl_compo_individual_results.csv").open(newline="")))
+    ind = list(csv.DictReader((PUBLISHED / "vl_compo_individual_results_full.csv").open(newline="")))
     res = {
         (r["arch"], r["pretrained"], r["family"]): r
-        for r in csv.DictReader((PUBLISHED / "vl_compo_results.csv").open())
+        for r in csv.DictReader((PUBLISHED / "vl_compo_results_full.csv").open())
     }
     rows = []
     for r in ind:
@@ -71,10 +69,9 @@ def test_published_rows_fixture():
     _check(rows)
 
 
-@pytest.mark.skipif(not (PUBLISHED / "vl_compo_results.csv").is_file(), reason="published tables not available")
 def test_every_published_row():
     rows = _rows_from_published()
-    assert len(rows) == 201  # 202 rows, one family mismatch (BENCHMARKS.md §0)
+    assert len(rows) == 201  # 202 rows; one row's family differs between the two published tables
     _check(rows)
 
 
@@ -102,11 +99,15 @@ def test_profiles_are_extensible(tmp_path):
     from fsc_clip.evaluation.aggregate import PROFILES
 
     prof = Profile("test-extensible", ("winoground",))
+    saved = PROFILES.snapshot()
     PROFILES.register("test-extensible", prof, override=True)
-    add_headline("test-extensible", Headline("double", lambda cols, subs: 2 * cols["winoground"]))
-    add_headline("test-extensible", Headline("double", lambda cols, subs: 3 * cols["winoground"]))  # replaces
-    assert get_profile("test-extensible").columns() == ["winoground", "double"]
-    assert compute_columns("test-extensible", {"winoground::group": 10.0})["double"] == 30.0
+    try:
+        add_headline("test-extensible", Headline("double", lambda cols, subs: 2 * cols["winoground"]))
+        add_headline("test-extensible", Headline("double", lambda cols, subs: 3 * cols["winoground"]))  # replaces
+        assert get_profile("test-extensible").columns() == ["winoground", "double"]
+        assert compute_columns("test-extensible", {"winoground::group": 10.0})["double"] == 30.0
+    finally:
+        PROFILES.restore(saved)  # no registration leaks into other tests
     (tmp_path / "winoground.json").write_text('{"benchmark": "winoground", "scores": {"winoground::group": 1.5}}')
     (tmp_path / "summary.json").write_text('{"benchmarks": {}}')
     assert load_scores(tmp_path) == {"winoground::group": 1.5}

@@ -10,15 +10,15 @@ from fsc_clip.errors import DataNotFoundError
 from fsc_clip.evaluation.base import ImageRef
 
 
-def test_image_ref_crop_and_clamp(tmp_path):
+def test_image_ref_crop_and_pad(tmp_path):
     arr = np.zeros((20, 30, 3), np.uint8)
     arr[5:10, 10:20] = 255
     Image.fromarray(arr).save(tmp_path / "a.png")
     crop = ImageRef(tmp_path / "a.png", bbox=(10, 5, 10, 5)).load()
     assert crop.size == (10, 5) and np.asarray(crop).min() == 255
-    clamped = ImageRef(tmp_path / "a.png", bbox=(25, 15, 100, 100)).load()
-    assert clamped.size == (5, 5)
-    degenerate = ImageRef(tmp_path / "a.png", bbox=(40, 40, 5, 5)).load()
+    padded = ImageRef(tmp_path / "a.png", bbox=(25, 15, 100, 100)).load()  # past the border: padded, not clamped
+    assert padded.size == (100, 100) and np.asarray(padded)[5:, 5:].max() == 0
+    degenerate = ImageRef(tmp_path / "a.png", bbox=(10, 10, 0, 5)).load()  # no area: the full image
     assert degenerate.size == (30, 20)
 
 

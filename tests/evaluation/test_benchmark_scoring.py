@@ -25,16 +25,18 @@ def test_vl_checklist_mean_over_sources_of_mean_over_files():
             ("Object_Location_center", "vg/vg_obj", [True, True, False, False]),  # 50
             ("Object_Location_center", "vg/vg_subj", [True]),  # 100 -> vg = 75
             ("Object_Location_center", "swig/swig_agent", [True, False, False, False]),  # 25
-            ("Object_Location_center", "swig/swig_item", [False]),  # 0 -> swig = 12.5
+            ("Object_Location_center", "swig/swig_item", [False]),  # 0
+            ("Object_Location_center", "swig/swig_destination", [True, True]),  # 100
+            ("Object_Location_center", "swig/swig_tool", [False, False]),  # 0 -> swig = 31.25
             ("Object_Location_center", "hake/hake", [True, True]),  # 100
             ("Attribute_state", "vg/vg", [True, False]),  # 50
             ("Attribute_state", "vaw/vaw", [True, True, True, False]),  # 75
         ]
     )
     scores, counts = VLCheckList().score(items, outcomes)
-    assert scores["vl_checklist::Object_Location_center"] == pytest.approx((75 + 12.5 + 100) / 3)
+    assert scores["vl_checklist::Object_Location_center"] == pytest.approx((75 + 31.25 + 100) / 3)
     assert scores["vl_checklist::Attribute_state"] == pytest.approx(62.5)
-    assert counts == {"vl_checklist::Object_Location_center": 12, "vl_checklist::Attribute_state": 6}
+    assert counts == {"vl_checklist::Object_Location_center": 16, "vl_checklist::Attribute_state": 6}
 
 
 def test_aro_macro_and_pooled_rules():

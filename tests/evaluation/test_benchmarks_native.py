@@ -1,6 +1,7 @@
 """Every registered compositional benchmark reads a fixture written in its real native layout.
 
-The fixtures (``eval_fixtures.py``) follow BENCHMARKS.md: file names, JSON/CSV fields and folder structure.
+The fixtures (``eval_fixtures.py``) follow the official releases (docs/evaluation.md, "Benchmark fidelity"): file
+names, JSON/CSV fields and folder structure.
 """
 
 from __future__ import annotations

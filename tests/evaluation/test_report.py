@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import csv
 import json
+import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import pytest
 
+from fsc_clip.errors import OutputError, UserError
 from fsc_clip.evaluation.benchmarks import BENCHMARKS
-from fsc_clip.evaluation.report import build_report, write_report
+from fsc_clip.evaluation.report import ResultFileError, build_report, load_run, write_report
 
 PUB = resources.files("fsc_clip") / "resources" / "published"
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -130,7 +132,7 @@ def test_write_report_files_plots_and_html(runs, tmp_path):
     checker.feed(files["html"].read_text())
     checker.close()
     assert not checker.errors and not checker.stack
-    assert checker.tags.count("table") == 4 and len(checker.images) == 2
+    assert checker.tags.count("table") == 5 and len(checker.images) == 2  # incl. the paired comparison vs baseline
     for src in checker.images:
         assert src.startswith("data:image/png;base64,")
         assert base64.b64decode(src.split(",", 1)[1])[:8] == PNG
@@ -141,7 +143,7 @@ def test_published_baseline_and_errors(runs, tmp_path):
     assert report.baseline == "CLIP openai"
     clip = report.row("clip-b32")
     assert report.delta(clip, "ZS") == pytest.approx(clip.columns["ZS"] - 57.1)
-    with pytest.raises(Exception, match="matches 0 rows"):
+    with pytest.raises(UserError, match="matches no row; choose one of: clip-b32, negclip"):
         build_report(runs, profile="fsc", baseline="nope")
     from fsc_clip.errors import DataNotFoundError
 
@@ -165,6 +167,73 @@ def test_cli_report(runs, tmp_path, capsys):
     assert "negclip" in text and "(published)" in text
     assert main(["report", str(runs[0]), "--profile", "nope", "--output", str(out)]) == 2
     assert main(["report", str(tmp_path / "missing"), "--output", str(out)]) == 2
+
+
+def test_baseline_is_matched_exactly_else_an_error_listing_candidates(runs, tmp_path):
+    both = [*runs, write_results(tmp_path / "clip-b32-lora", "ViT-B-32", "openai")]
+    assert build_report(both, profile="fsc", baseline="clip-b32").baseline == "clip-b32"  # exact, though a substring
+    assert build_report(both, profile="fsc", baseline=str(runs[1])).baseline == "negclip"  # the folder as given
+    with pytest.raises(UserError, match=r"ambiguous: it matches 'clip-b32', 'clip-b32-lora'"):
+        build_report(both, profile="fsc", baseline="b32")
+    with pytest.raises(UserError, match=r"not a row name; did you mean 'negclip'\?"):
+        build_report(both, profile="fsc", baseline="NegCLIP")  # a unique case-insensitive substring is not taken
+    with pytest.raises(UserError, match="did you mean 'CLIP openai'"):
+        build_report(runs, profile="fsc", baseline="clip openai", published=True)
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        ('{"benchmark": "aro", "scores": {"aro::VG', "not valid JSON"),  # truncated
+        ('{"benchmark": "aro", "scores": [1, 2]}', "field 'scores' is missing or not an object"),
+        ('{"benchmark": "aro", "scores": {"aro::VG_Relation": "high"}}', "scores['aro::VG_Relation'] is 'high'"),
+        ('["aro"]', "expected a JSON object"),
+        ('{"scores": {"aro::VG_Relation": 1.0}}', "field 'benchmark' is missing"),
+    ],
+)
+def test_bad_result_json_is_a_warning_naming_the_file_or_an_error_when_strict(runs, content, why, caplog):
+    bad = runs[0] / "aro.json"
+    bad.write_text(content)
+    with caplog.at_level("WARNING", logger="fsc_clip.evaluation.report"):
+        row = load_run(runs[0])
+    assert any(str(bad) in m and why in m for m in caplog.messages), caplog.messages
+    assert row.problems and not any(k.startswith("aro::") for k in row.subscores)  # the bad file only is skipped
+    assert any(k.startswith("sugarcrepe::") for k in row.subscores)
+    with pytest.raises(ResultFileError, match=re.escape(str(bad))):
+        build_report(runs, profile="fsc", strict=True)
+
+
+def test_results_of_several_weights_in_one_folder_are_flagged(runs):
+    for name, sha in (("aro.json", "a" * 64), ("sugarcrepe.json", "b" * 64)):
+        data = json.loads((runs[0] / name).read_text())
+        data["weights_fingerprint"] = {"sha256": sha, "method": "m"}
+        (runs[0] / name).write_text(json.dumps(data))
+    assert "2 different weights" in load_run(runs[0]).problems[0]
+    with pytest.raises(ResultFileError, match="different weights"):
+        load_run(runs[0], strict=True)
+
+
+def test_full_disk_keeps_the_previous_report_and_names_the_file(runs, tmp_path, monkeypatch):
+    """Fault injection at the OS boundary: fsync of the new report.html fails with ENOSPC, as on a full disk."""
+    import errno
+    import os
+
+    out = tmp_path / "rep"
+    files = write_report(build_report(runs, profile="fsc"), out)
+    before = files["html"].read_bytes()
+    real_fsync = os.fsync
+
+    def fsync(fd):
+        if ".report.html." in os.readlink(f"/proc/self/fd/{fd}"):  # the temporary sibling of report.html
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    with pytest.raises(OutputError, match=rf"cannot write {re.escape(str(files['html']))}: the disk is full"):
+        write_report(build_report(runs, profile="fsc", baseline="negclip"), out)
+    assert files["html"].read_bytes() == before  # the previous report, whole
+    assert not [p.name for p in out.iterdir() if p.name.endswith(".tmp")]  # no temporary file left behind
+    assert "baseline `negclip`" in files["markdown"].read_text()  # the files before it were written (new baseline)
 
 
 @pytest.mark.skipif(not Path("/usr/bin/chromium").exists(), reason="needs /usr/bin/chromium")

@@ -23,6 +23,7 @@ def _png(path, seed):
     Image.fromarray((torch.rand(8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()).save(path)
 
 
+FULL_POOL = {"fraction": 1.0}  # coco_counterfactuals' default is the 30 % subset; harmless for the others
 WORDS = ["dog", "cat", "red car", "tree", "a man riding", "two birds", "blue sky", "a small boat"]
 
 
@@ -60,7 +61,7 @@ def test_registered_retrieval_sets():
 @pytest.mark.parametrize("name", RETRIEVAL)
 def test_pool_from_fixture(tmp_path, name):
     n_img, n_txt, owner = write_fixture(tmp_path, name)
-    images, captions, got_owner = BENCHMARKS.get(name)().load_pool(tmp_path)
+    images, captions, got_owner = BENCHMARKS.get(name)(**FULL_POOL).load_pool(tmp_path)
     assert (len(images), len(captions)) == (n_img, n_txt)
     assert got_owner == owner and all(r.exists() for r in images)
 
@@ -71,7 +72,7 @@ def test_run_equals_direct_computation(tiny_model, tmp_path, name):
     from fsc_clip.models import encode
 
     n_img, n_txt, owner = write_fixture(tmp_path, name)
-    bench = BENCHMARKS.get(name)(chunk_size=2)
+    bench = BENCHMARKS.get(name)(chunk_size=2, **FULL_POOL)
     out = bench.run(tmp_path, CachedEmbedder(tiny_model, progress=False))
     assert sorted(out.scores) == sorted(f"{name}::{s}" for s in SUBS)
     assert out.counts[f"{name}::i2t/R@1"] == n_img and out.counts[f"{name}::t2i/R@1"] == n_txt
@@ -92,7 +93,7 @@ def test_missing_files_name_the_path(tmp_path):
     write_fixture(tmp_path, "coco_counterfactuals")
     (tmp_path / "coco_counterfactuals" / "images" / "1_1.jpg").unlink()
     with pytest.raises(DataNotFoundError, match="1_1"):
-        BENCHMARKS.get("coco_counterfactuals")().load_pool(tmp_path)
+        BENCHMARKS.get("coco_counterfactuals")(**FULL_POOL).load_pool(tmp_path)
 
 
 def test_limit_keeps_first_images_and_their_captions(tiny_model, tmp_path):

@@ -11,7 +11,7 @@ from fsc_clip.errors import DataNotFoundError
 from fsc_clip.evaluation.benchmarks import BENCHMARKS
 from fsc_clip.evaluation.benchmarks.zeroshot import _norm_class, load_task, task_names
 
-# BENCHMARKS.md §3: column -> (#classes, #templates, metric, published test N)
+# ELEVATER (docs/evaluation.md, zero-shot table): column -> (#classes, #templates, metric, published test N)
 PUBLISHED = {
     "caltech101": (102, 34, "mean-per-class", 6084),
     "cifar10": (10, 18, "accuracy", 10000),
@@ -82,8 +82,11 @@ def _folder_name(task, idx, style):
     return f"{idx:03d}" if style == "padded" else str(idx)
 
 
-def write_fixture(data_root, task, layout):
-    """2 images for each of 3 classes (first, second, last); returns the expected label lists in load order."""
+def write_fixture(data_root, task, layout, all_classes=False):
+    """2 images for each of 3 classes (first, second, last); returns the expected label lists in load order.
+
+    With ``all_classes`` (folders layout) every other class gets one image too, so the folder set is complete.
+    """
     spec = load_task(task)
     root = data_root / "elevater" / task
     classes = [0, 1, len(spec.classnames) - 1]
@@ -98,21 +101,23 @@ def write_fixture(data_root, task, layout):
             expected.append(labs)
         (root / "test.txt").write_text("# comment line\n" + "\n".join(lines) + "\n")
     else:
-        styles = ["plain", "padded", "name"]
-        for c, style in zip(classes, styles):
-            for k in range(2):
-                _png(root / "test" / _folder_name(task, c, style) / f"{c}_{k}.png", c * 10 + k)
+        folder_class = {_folder_name(task, c, s): c for c, s in zip(classes, ["plain", "padded", "name"])}
+        others = [c for c in range(len(spec.classnames)) if c not in classes] if all_classes else []
+        folder_class.update({_folder_name(task, c, "plain"): c for c in others})
+        for folder, c in folder_class.items():
+            for k in range(1 if c in others else 2):
+                _png(root / "test" / folder / f"{c}_{k}.png", c * 10 + k)
         # folders are read in sorted name order; recompute the expected order like a user would read it
         for d in sorted((root / "test").iterdir()):
-            c = classes[[_folder_name(task, c, s) for c, s in zip(classes, styles)].index(d.name)]
-            expected += [[c], [c]]
+            c = folder_class[d.name]
+            expected += [[c]] * len(list(d.iterdir()))
     return expected
 
 
 @pytest.mark.parametrize("layout", ["labels", "folders"])
 @pytest.mark.parametrize("name", ZS_BENCHMARKS)
 def test_every_task_loads_its_fixture(tmp_path, name, layout):
-    bench = BENCHMARKS.get(name)()
+    bench = BENCHMARKS.get(name)(allow_partial=layout == "folders")  # the fixture has 3 classes
     expected = write_fixture(tmp_path, bench.task_name, layout)
     refs, labels, used = bench.load_samples(tmp_path)
     assert len(refs) == 6 and all(r.exists() for r in refs)
@@ -125,7 +130,7 @@ def test_voc_folder_layout_merges_multilabel_files(tmp_path):
     _png(root / "person" / "a.png", 1)
     _png(root / "14" / "b.png", 2)
     _png(root / "dog" / "a.png", 1)  # the same image filed under two classes
-    refs, labels, _ = BENCHMARKS.get("zs-voc2007classification")().load_samples(tmp_path)
+    refs, labels, _ = BENCHMARKS.get("zs-voc2007classification")(allow_partial=True).load_samples(tmp_path)
     assert [r.path.name for r in refs] == ["b.png", "a.png"]  # class folders in sorted order: 14, dog, person
     assert labels == [[14], [11, 14]]
 
@@ -153,7 +158,7 @@ def test_missing_and_bad_data_errors(tmp_path):
     with pytest.raises(DataNotFoundError, match="neither an index"):
         bench.load_samples(tmp_path)
     (root / "test.txt").write_text("missing.png 1\n")
-    with pytest.raises(DataNotFoundError, match="does not exist"):
+    with pytest.raises(DataNotFoundError, match=r"1 of the 1 test images listed in .*test.txt are missing"):
         bench.load_samples(tmp_path)
     (root / "test.txt").write_text("x.png 1,2\n")
     with pytest.raises(DataNotFoundError, match="single-label"):
@@ -176,7 +181,7 @@ def test_run_matches_direct_computation(tiny_model, tmp_path, name, layout):
     from fsc_clip.evaluation.tasks.zeroshot import compute_metric
     from fsc_clip.models import encode
 
-    bench = BENCHMARKS.get(name)()
+    bench = BENCHMARKS.get(name)(allow_partial=True)  # folder fixtures hold 3 of the classes
     write_fixture(tmp_path, bench.task_name, layout)
     out = bench.run(tmp_path, CachedEmbedder(tiny_model, progress=False))
     key = f"elevator::{bench.task_name}"

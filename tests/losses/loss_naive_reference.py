@@ -1,5 +1,6 @@
 """Deliberately naive float64 reference of the FSC-CLIP losses: Python loops over samples, negatives and
-tokens, written straight from METHOD.md §2 and independent of the vectorised code under test."""
+tokens, written straight from the paper's equations (docs/losses.md) and independent of the vectorised code under
+test."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Dense tokens reproduce the model's own global features; masks and shapes follow METHOD.md §1."""
+"""Dense tokens reproduce the model's own global features; masks and shapes follow the paper's definition
+(docs/losses.md)."""
 
 import pytest
 import torch

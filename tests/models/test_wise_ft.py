@@ -103,3 +103,22 @@ def test_cli_lora_scales_adapters(tiny_model, tmp_path):
         assert not torch.allclose(full[k], base[k])
         assert torch.allclose(got[k], base[k] + 0.5 * (full[k] - base[k]), atol=1e-6), k
     assert torch.equal(got["visual.proj"], base["visual.proj"])
+
+
+def test_outputs_are_checksummed_and_an_unwritable_folder_fails_first(pre_and_ft, tmp_path, capsys):
+    from fsc_clip.models.checkpoint import CHECKSUM_KEY, payload_sha256
+
+    _pre, _ft, _pre_path, run = pre_and_ft
+    out = tmp_path / "w.pt"
+    assert main(["wise-ft", "--finetuned", str(run), "--alpha", "0.5", "--output", str(out)]) == 0
+    record = torch.load(out, weights_only=True)
+    assert record[CHECKSUM_KEY] == payload_sha256(record)
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".tmp")]
+    # A folder under a regular file cannot be created, even by root (ENOTDIR; chmod would not stop root). The
+    # missing --finetuned shows the folder is checked before anything is loaded.
+    blocker = tmp_path / "a-file"
+    blocker.write_text("x")
+    bad = blocker / "sub" / "w.pt"
+    assert main(["wise-ft", "--finetuned", str(tmp_path / "missing"), "--alpha", "0.5", "--output", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert str(blocker / "sub") in err and "not writable" in err

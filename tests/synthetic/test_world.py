@@ -18,7 +18,9 @@ from PIL import Image
 from fsc_clip.data.synthetic import NEGATIVE_KINDS, WorldConfig, generate_world, load_vocab
 from fsc_clip.data.synthetic import scene as sc
 
-TINY = dict(n_train=60, n_sugarcrepe=12, n_winoground=9, n_aro=12, n_zeroshot=12, n_retrieval=10, supersample=2)
+TINY = dict(
+    n_train=60, p_half=0.5, n_sugarcrepe=12, n_winoground=9, n_aro=12, n_zeroshot=12, n_retrieval=10, supersample=2
+)
 
 
 @pytest.fixture(scope="module")
@@ -43,9 +45,9 @@ def _parse(text: str) -> tuple[list[dict], str | None]:
     """Mentions (in order) and the relation phrase between the first two, read from the caption text only."""
     v = load_vocab()
     sizes, colors, shapes = "|".join(v.sizes), "|".join(v.colors), "|".join(v.shapes)
-    pattern = re.compile(rf"\b(?:({sizes}) )?(?:({colors}) )?({shapes})\b")
+    pattern = re.compile(rf"\b(?:({sizes}) )?(?:({colors}) )?({shapes})\b(?: in the (left|right|top|bottom) half)?")
     found = list(pattern.finditer(text))
-    mentions = [{"size": m.group(1), "color": m.group(2), "shape": m.group(3)} for m in found]
+    mentions = [{"size": m.group(1), "color": m.group(2), "shape": m.group(3), "half": m.group(4)} for m in found]
     relation = None
     if len(found) >= 2:
         between = text[found[0].end() : found[1].start()]
@@ -63,6 +65,13 @@ def _rel_ok(a: dict, rel: str, b: dict, strict: bool) -> bool:
     return ok
 
 
+def _half_ok(half: str | None, obj: dict) -> bool:
+    """Whether "in the <half> half" holds on the 4 x 4 grid (left: column 0 or 1; etc.)."""
+    if half is None:
+        return True
+    return {"left": obj["col"] < 2, "right": obj["col"] >= 2, "top": obj["row"] < 2, "bottom": obj["row"] >= 2}[half]
+
+
 def _true_for(text: str, objects: list[dict], strict: bool) -> bool:
     import itertools
 
@@ -71,6 +80,7 @@ def _true_for(text: str, objects: list[dict], strict: bool) -> bool:
     for assign in itertools.permutations(range(len(objects)), len(mentions)):
         objs = [objects[k] for k in assign]
         attrs_ok = all(all(m[f] in (None, o[f]) for f in ("size", "color", "shape")) for m, o in zip(mentions, objs))
+        attrs_ok = attrs_ok and all(_half_ok(m["half"], o) for m, o in zip(mentions, objs))
         if attrs_ok and (relation is None or _rel_ok(objs[0], relation, objs[1], strict)):
             return True
     return False
@@ -135,13 +145,38 @@ def test_training_captions_true_and_negatives_false(world):
     with (world / "train/train_neg_clip.tsv").open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == TINY["n_train"] and set(rows[0]) == {"filepath", "title", "neg_caption"}
+    halves = 0
     for r in rows:
         objects = scenes[f"train/{r['filepath']}"]
         assert _true_for(r["title"], objects, strict=True), r
+        halves += " half" in r["title"]
         negatives = ast.literal_eval(r["neg_caption"])
         assert negatives and all(isinstance(n, str) for n in negatives), r
         for neg in negatives:
             assert not _true_for(neg, objects, strict=False), r
+    assert halves > 5  # p_half: some captions say where an object is ("in the left half"), and it is true
+
+
+def test_world_replacements_false_for_every_image_with_that_caption(world):
+    """The loader joins ``negatives_world.jsonl`` by caption text, so each replacement must be false for all images
+    sharing the caption; its words must all be the world's own (no WordNet words)."""
+    scenes = _scenes(world)
+    with (world / "train/train_neg_clip.tsv").open() as f:
+        rows = list(csv.DictReader(f, delimiter="\t"))
+    by_caption: dict[str, list[list[dict]]] = {}
+    for r in rows:
+        by_caption.setdefault(r["title"], []).append(scenes[f"train/{r['filepath']}"])
+    v = load_vocab()
+    vocab_words = {w for r in rows for w in re.findall(r"[a-z]+", r["title"])} | set(v.colors) | set(v.shapes)
+    vocab_words |= set(v.sizes) | {w for rel in v.relations.values() for p in rel.phrases for w in p.split()}
+    lines = (world / "train/negatives_world.jsonl").read_text().splitlines()
+    assert len(lines) > len(by_caption) // 2
+    for rec in map(json.loads, lines):
+        assert set(rec["negatives"]) == {"replace"} and rec["negatives"]["replace"], rec
+        for neg in rec["negatives"]["replace"]:
+            assert neg != rec["caption"] and set(re.findall(r"[a-z]+", neg)) <= vocab_words, (rec, neg)
+            for objects in by_caption[rec["caption"]]:
+                assert not _true_for(neg, objects, strict=False), (rec, neg, objects)
 
 
 def test_sugarcrepe_files(world):

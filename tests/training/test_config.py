@@ -60,7 +60,7 @@ def test_reference_flags_map_one_to_one(capsys):
         "--lora-rank", "4", "--add-random-text-hard-negatives", "fsc-clip", "--precision", "amp_bf16",
         "--accum-freq", "2", "--resume", "auto", "--name", "r", "--local-loss", "--gather-with-grad",
         "--lock-text", "--grad-clip-norm", "1.0", "--lr-scheduler", "const", "--logs", "L", "--seed", "3",
-        "--caption-key", "json:caption", "--zeroshot-frequency", "2", "--report-to", "tensorboard",
+        "--caption-key", "coca_captions", "--zeroshot-frequency", "2", "--report-to", "tensorboard",
         "--val-frequency", "1", "--return-dense-tokens",
     ]  # fmt: skip
     cfg = _resolved(capsys, argv)
@@ -72,13 +72,18 @@ def test_reference_flags_map_one_to_one(capsys):
         "loss.local_neg_weight": 0.5, "model.lora_rank": 4, "data.negatives": "fsc-clip",
         "optim.precision": "amp_bf16", "optim.accum_freq": 2, "resume": "auto", "name": "r",
         "model.lock_text": True, "optim.grad_clip_norm": 1.0, "optim.schedule": "const", "output": "L", "seed": 3,
-        "data.wds_caption_key": "json:caption", "eval.every_n_epochs": 2,
+        "data.wds_caption_dir": "coca_captions", "data.wds_caption_key": "txt", "eval.every_n_epochs": 2,
     }  # fmt: skip
     for key, value in expected.items():
         node = cfg
         for part in key.split("."):
             node = node[part]
         assert node == value, key
+
+
+def test_reference_caption_key_default_means_the_shards_own_captions(capsys):
+    cfg = _resolved(capsys, ["--train-data", "x.tar", "--caption-key", "caption"])
+    assert cfg["data"]["wds_caption_dir"] is None and cfg["data"]["wds_caption_key"] == "txt"
 
 
 def test_every_alias_targets_a_real_key():

@@ -17,10 +17,12 @@ LISTERS: dict[str, str] = {
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("what", choices=sorted(LISTERS), help="what to list")
+    parser.add_argument("--zoo", action="store_true", help="with `models`: the published checkpoints of the model zoo")
 
 
 def run(args: argparse.Namespace) -> int:
-    module_name, func_name = LISTERS[args.what].split(":")
+    spec = "fsc_clip.models.zoo:list_zoo_lines" if args.what == "models" and getattr(args, "zoo", False) else ""
+    module_name, func_name = (spec or LISTERS[args.what]).split(":")
     lines = getattr(importlib.import_module(module_name), func_name)()
     print("\n".join(lines))
     return 0

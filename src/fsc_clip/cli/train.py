@@ -15,8 +15,8 @@ import sys
 from typing import Any
 
 # (flag, config key, kind): kind "value" takes an argument ("value?" optionally: bare flag = "negclip", as in the
-# reference), "true" sets the key to true; "noop" / "noop-value" are accepted for compatibility with the reference
-# scripts and change nothing (what they switch on is automatic here).
+# reference), "true"/"false" set the key to true/false; "noop" / "noop-value" are accepted for compatibility with the
+# reference scripts and change nothing (what they switch on is automatic here).
 ALIASES: list[tuple[str, str, str]] = [
     ("--train-data", "data.train_data", "value"),
     ("--dataset-type", "data.source", "value"),
@@ -27,7 +27,9 @@ ALIASES: list[tuple[str, str, str]] = [
     ("--dataset-resampled", "data.wds_resampled", "true"),
     ("--workers", "data.workers", "value"),
     ("--add-random-text-hard-negatives", "data.negatives", "value?"),
-    ("--caption-key", "data.wds_caption_key", "value"),
+    # The authors' --caption-key X (X != "caption") reads JSON field X, else the side folder X (their data.py
+    # _replace_caption_col, ytaek-oh/fsc-clip@604015d): exactly data.wds_caption_dir. "caption" = the shards' own txt.
+    ("--caption-key", "data.wds_caption_dir", "value"),
     ("--precomputed-negatives", "data.precomputed_negatives", "value"),
     ("--model", "model.name", "value"),
     ("--pretrained", "model.pretrained", "value"),
@@ -68,6 +70,8 @@ ALIASES: list[tuple[str, str, str]] = [
     ("--name", "name", "value"),
     ("--device", "device", "value"),
     ("--resume", "resume", "value"),
+    ("--overwrite", "overwrite", "true"),
+    ("--no-progress", "logging.progress", "false"),
     ("--zeroshot-frequency", "eval.every_n_epochs", "value"),
     ("--local-loss", "", "noop"),
     ("--gather-with-grad", "", "noop"),
@@ -79,7 +83,8 @@ _NOOP_HELP = {
     "--local-loss": "accepted, no effect: features are always gathered with gradient (local loss)",
     "--gather-with-grad": "accepted, no effect: features are always gathered with gradient (local loss)",
     "--return-dense-tokens": "accepted, no effect: dense tokens are computed whenever the loss needs them",
-    "--report-to": "accepted, no effect: TensorBoard is written whenever installed (logging.tensorboard)",
+    "--report-to": "accepted; 'tensorboard' sets logging.tensorboard=true (warns if TensorBoard is not installed), "
+    "other values have no effect",
     "--val-frequency": "accepted, no effect: use eval.benchmarks / --zeroshot-frequency for periodic evaluation",
 }
 
@@ -88,28 +93,75 @@ def _dest(key: str) -> str:
     return "alias__" + key.replace(".", "__")
 
 
+_EXTRA_HELP = {
+    "--add-random-text-hard-negatives": "; bare flag = negclip; e.g. fsc-clip (generated online) or precomputed",
+    "--resume": "; auto = this run's newest valid checkpoint, or a .pt file / run dir; needed to continue a run",
+    "--overwrite": "; start afresh in a run folder that holds a run: the old one is moved to <name>.old-<time>",
+    "--no-progress": "; no progress bar (e.g. for log files)",
+    "--logs": "; parent folder of run folders",
+    "--name": "; run folder under --output (null: <time>-<loss>-<model>)",
+    "--train-data": "; a .csv/.tsv/.jsonl table or webdataset .tar shards (required)",
+    "--output": "; parent folder of run folders (use this under torchrun)",
+    "--caption-key": "; webdataset captions: JSON field or side folder V, e.g. coca_captions ('caption' = the txt)",
+}
+
+
+def _default_of(key: str) -> str:
+    """The schema default of a dotted config key, as the help shows it."""
+    from fsc_clip.config import to_dict
+    from fsc_clip.training.config import TrainConfig
+
+    node: Any = to_dict(TrainConfig())
+    for part in key.split("."):
+        node = node[part]
+    if node is None or node == "":
+        return "null" if node is None else "none"
+    return str(node).lower() if isinstance(node, bool) else str(node)
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", metavar="YAML", help="training recipe (e.g. configs/coco/fsc-clip.yaml)")
     parser.add_argument(
-        "--set", action="append", default=[], metavar="KEY=VALUE", help="override any config key, e.g. optim.lr=1e-5"
+        "--config",
+        metavar="YAML",
+        help="training recipe, e.g. configs/coco/fsc-clip.yaml (default: none, i.e. the schema defaults)",
     )
-    parser.add_argument("--print-config", action="store_true", help="print the resolved config as YAML and exit")
-    group = parser.add_argument_group("reference flags (each is an alias of one config key)")
+    parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override any config key, e.g. optim.lr=1e-5; repeatable (default: none)",
+    )
+    parser.add_argument(
+        "--print-config", action="store_true", help="print the resolved config as YAML and exit (default: off)"
+    )
+    group = parser.add_argument_group(
+        "reference flags (each is an alias of one config key; defaults are the schema's, a --config recipe may "
+        "set others; precedence: recipe < flag < --set)"
+    )
     for flag, key, kind in ALIASES:
+        if kind.startswith("noop"):
+            action = "store" if kind == "noop-value" else "store_true"
+            text = f"{_NOOP_HELP[flag]} (default: {'none' if kind == 'noop-value' else 'off'})"
+            extra: dict[str, Any] = {"metavar": "V"} if kind == "noop-value" else {}
+            group.add_argument(flag, action=action, default=argparse.SUPPRESS, help=text, **extra)
+            continue
+        text = f"= {key}{_EXTRA_HELP.get(flag, '')} (default: {_default_of(key)})"
         if kind in ("value", "value?"):
             extra = {"nargs": "?", "const": "negclip"} if kind == "value?" else {}
-            group.add_argument(flag, dest=_dest(key), default=argparse.SUPPRESS, metavar="V", help=f"= {key}", **extra)
-        elif kind == "true":
-            group.add_argument(
-                flag, dest=_dest(key), action="store_const", const=True, default=argparse.SUPPRESS, help=f"{key}=true"
-            )
+            group.add_argument(flag, dest=_dest(key), default=argparse.SUPPRESS, metavar="V", help=text, **extra)
         else:
-            action = "store" if kind == "noop-value" else "store_true"
-            group.add_argument(flag, action=action, default=argparse.SUPPRESS, help=_NOOP_HELP[flag])
+            value = kind == "true"
+            text = f"{key}={str(value).lower()}{_EXTRA_HELP.get(flag, '')} (default: {_default_of(key)})"
+            group.add_argument(
+                flag, dest=_dest(key), action="store_const", const=value, default=argparse.SUPPRESS, help=text
+            )
 
 
-def _alias_value(raw: Any) -> Any:
+def _alias_value(raw: Any, flag: str = "") -> Any:
     if isinstance(raw, str) and raw.strip().lower() in ("none", "null", "~"):
+        return None
+    if flag == "--caption-key" and raw in ("caption", "txt"):  # the reference's default: no side folder
         return None
     return raw
 
@@ -132,9 +184,11 @@ def config_from_args(args: argparse.Namespace) -> Any:
     from fsc_clip.training.config import TrainConfig, read_recipe
 
     data = read_recipe(args.config) if args.config else {}
-    for _flag, key, _kind in ALIASES:
+    for flag, key, _kind in ALIASES:
         if key and hasattr(args, _dest(key)):
-            _set_key(data, key, _alias_value(getattr(args, _dest(key))))
+            _set_key(data, key, _alias_value(getattr(args, _dest(key)), flag))
+    if "tensorboard" in str(getattr(args, "report_to", "") or "").lower():  # the reference's --report-to tensorboard
+        _set_key(data, "logging.tensorboard", True)
     data = apply_overrides(data, list(args.set))
     try:
         return from_dict(TrainConfig, data)

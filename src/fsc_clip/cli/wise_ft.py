@@ -8,18 +8,26 @@ from fsc_clip.config import ConfigError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--finetuned", required=True, help="Fine-tuned run dir or checkpoint (.pt).")
+    parser.add_argument(
+        "--finetuned", required=True, help="fine-tuned run dir or checkpoint (.pt) (required, no default)"
+    )
     parser.add_argument(
         "--pretrained",
         default=None,
         help="open_clip tag or weights file of the starting point (default: the one the run recorded; "
-        "not needed for LoRA runs).",
+        "not needed for LoRA runs)",
     )
-    parser.add_argument("--model", default=None, help="Architecture (default: the one the run recorded).")
+    parser.add_argument("--model", default=None, help="architecture (default: the one the run recorded)")
     parser.add_argument(
-        "--alpha", required=True, help="Mixing weight(s): 0 = pre-trained, 1 = fine-tuned; e.g. 0.5 or 0.2,0.5,0.8."
+        "--alpha",
+        required=True,
+        help="mixing weight(s): 0 = pre-trained, 1 = fine-tuned; e.g. 0.5 or 0.2,0.5,0.8 (required, no default)",
     )
-    parser.add_argument("--output", required=True, help="Output .pt; with several alphas it must contain {alpha}.")
+    parser.add_argument(
+        "--output",
+        required=True,
+        help="output .pt, written atomically; with several alphas it must contain {alpha} (required, no default)",
+    )
 
 
 def _alphas(text: str) -> list[float]:

@@ -19,6 +19,10 @@ class Batch:
             webdataset); every random choice about a sample derives from (seed, epoch, id).
         n_skipped: Bad samples (missing/corrupt image, empty caption) met while building this batch.
         captions: The positive captions, for logging and debugging.
+        skipped: Why each bad sample of ``n_skipped`` was skipped (the message names the file and row / shard and
+            key), so the main process can tell the user which files are bad.
+        neg_stats: Hard-negative counts of this batch (a :class:`fsc_clip.negatives.stats.NegativeStats`), or
+            ``None`` without negatives.
     """
 
     images: Any
@@ -28,6 +32,8 @@ class Batch:
     indices: Any
     n_skipped: int = 0
     captions: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    neg_stats: Any | None = None
 
     def __len__(self) -> int:
         return int(self.texts.shape[0])

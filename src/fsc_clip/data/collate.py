@@ -90,8 +90,11 @@ class BatchBuilder:
             gen.set_state(saved)
         return Sample(index=index, image=tensor, caption=caption.strip())
 
-    def collate(self, samples: Sequence[Sample], epoch: int, n_skipped: int) -> Batch:
-        """Stack samples into a Batch: images [B,3,H,W], texts [B,L], neg_texts [B,K,L], neg_mask [B,K]."""
+    def collate(self, samples: Sequence[Sample], epoch: int, skipped: Sequence[str] = ()) -> Batch:
+        """Stack samples into a Batch: images [B,3,H,W], texts [B,L], neg_texts [B,K,L], neg_mask [B,K].
+
+        ``skipped`` holds the messages of the bad samples met while filling this batch.
+        """
         import torch
 
         from fsc_clip.models.dense import trim_tokens
@@ -99,10 +102,14 @@ class BatchBuilder:
         captions = [s.caption for s in samples]
         indices = [s.index for s in samples]
         texts = self.tokenizer(captions)  # [B, L]
-        neg_texts = neg_mask = None
+        neg_texts = neg_mask = neg_stats = None
         if self.negatives.enabled:
-            chosen = self.negatives.choose(captions, indices, [s.negatives for s in samples], epoch)
+            from fsc_clip.negatives.stats import NegativeStats
+
+            neg_stats = NegativeStats()
+            chosen = self.negatives.choose(captions, indices, [s.negatives for s in samples], epoch, neg_stats)
             neg_texts, neg_mask = self._tokenize_negatives(chosen, texts.shape[1])
+            self._drop_invisible(texts, neg_texts, neg_mask, neg_stats)
         # Drop trailing padding shared by the whole batch: exact for CLIP's causal text tower, and 3-5x cheaper.
         texts, neg_texts = trim_tokens(texts, neg_texts)
         return Batch(
@@ -111,9 +118,28 @@ class BatchBuilder:
             neg_texts=neg_texts,
             neg_mask=neg_mask,
             indices=torch.tensor(indices, dtype=torch.long),
-            n_skipped=n_skipped,
+            n_skipped=len(skipped),
             captions=captions,
+            skipped=list(skipped),
+            neg_stats=neg_stats,
         )
+
+    def _drop_invisible(self, texts: Any, neg_texts: Any, neg_mask: Any, stats: Any) -> None:
+        """Mask out negatives whose token ids equal their caption's: identical to this model's text tower.
+
+        The sampler already dropped those it could see with CLIP's BPE; this re-checks with the model's own
+        tokenizer (and context length), so the guarantee holds for any tokenizer.
+        """
+        same = (neg_texts == texts[:, None, :]).all(dim=-1) & neg_mask  # [B, K]
+        if not bool(same.any()):
+            return
+        neg_mask &= ~same
+        neg_texts[same] = 0
+        for k, neg_type in enumerate(self.negatives.types):
+            n = int(same[:, k].sum())
+            if n:
+                stats.hidden[neg_type] = stats.hidden.get(neg_type, 0) + n
+                stats.missing[neg_type] = stats.missing.get(neg_type, 0) + n
 
     def _tokenize_negatives(self, chosen: list[list[str | None]], length: int) -> tuple[Any, Any]:
         import torch

@@ -37,6 +37,10 @@ class DataConfig:
             ``raise`` (stop with the file name).
         wds_caption_key: Member of a webdataset sample holding the caption: an extension (``txt``)
             or ``ext:field`` for a JSON member (``json:caption``).
+        wds_caption_dir: Read captions from a side folder instead (the FSC-CLIP authors' CC-3M recipe,
+            ``--caption-key coca_captions``): the first line of ``<folder>/<key>.txt``, ``key`` being the
+            sample's JSON ``"key"`` (else its tar key); a JSON field named like the folder wins when present.
+            Relative to each shard's folder unless absolute. Overrides ``wds_caption_key``.
         wds_image_keys: Extensions tried, in order, for the image member.
         wds_resampled: Sample shards with replacement (infinite stream; needs ``train_num_samples``).
         wds_shuffle_buffer: Sample-level shuffle buffer per worker (0 = no shuffle within shards).
@@ -58,6 +62,7 @@ class DataConfig:
     workers: int = 0
     on_bad_sample: Literal["skip", "raise"] = "skip"
     wds_caption_key: str = "txt"
+    wds_caption_dir: str | None = None
     wds_image_keys: list[str] | None = None
     wds_resampled: bool = False
     wds_shuffle_buffer: int = 1000
@@ -71,6 +76,8 @@ class DataConfig:
             raise ConfigError(f"data.wds_shuffle_buffer must be >= 0, got {self.wds_shuffle_buffer}")
         if self.train_num_samples is not None and self.train_num_samples <= 0:
             raise ConfigError(f"data.train_num_samples must be positive, got {self.train_num_samples}")
+        if self.wds_caption_dir in ("", "none", "None", "null"):
+            self.wds_caption_dir = None
         if self.negatives in ("", "none", "None", "null"):
             self.negatives = None
         if self.csv_separator is not None:

@@ -10,6 +10,7 @@ of step ``t`` of one process × batch W·B. ``len(loader) = (N // W) // B``.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -19,8 +20,12 @@ from fsc_clip.data.collate import BadSampleError, BatchBuilder, Sample, identity
 from fsc_clip.data.config import DataConfig
 from fsc_clip.data.hard_negatives import PRECOMPUTED, NegativeSampler, load_precomputed
 from fsc_clip.data.sources import ShardList, Table, load_source
+from fsc_clip.negatives.stats import NegativeStats
+
+logger = logging.getLogger(__name__)
 
 MAX_SUBSTITUTES = 1000
+NAMED_SKIPS = 5  # bad samples named on the console (per loader); later ones are only counted
 
 
 def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, rank: int, world_size: int) -> list[list[int]]:
@@ -64,16 +69,22 @@ class TableBatches:
     def __init__(self, table: Table, builder: BatchBuilder) -> None:
         self.table = table
         self.builder = builder
-        self._bad: set[int] = set()  # per worker process: rows known to be unusable
+        self._bad: dict[int, str] = {}  # per worker process: rows known to be unusable -> why
 
     def __len__(self) -> int:
         return len(self.table)
 
     def _load(self, row: int, epoch: int) -> Sample:
+        if row in self._bad:
+            raise BadSampleError(self._bad[row])
         path = self.table.paths[row]
-        sample = self.builder.load(
-            row, path, self.table.captions[row], f"{path} (row {row} of {self.table.origin})", epoch
-        )
+        try:
+            sample = self.builder.load(
+                row, path, self.table.captions[row], f"{path} (row {row} of {self.table.origin})", epoch
+            )
+        except BadSampleError as err:
+            self._bad[row] = str(err)
+            raise
         if self.table.negatives is not None:
             sample.negatives = self.table.negatives[row]
         return sample
@@ -86,8 +97,8 @@ class TableBatches:
                 continue
             try:
                 return self._load(cand, epoch)
-            except BadSampleError:
-                self._bad.add(cand)
+            except BadSampleError:  # remembered in self._bad; counted and named when its own row comes up
+                continue
         raise BadSampleError(
             f"{self.table.origin}: no usable sample within {MAX_SUBSTITUTES} rows after row {row}; "
             "check data.image_root and the image column."
@@ -95,17 +106,15 @@ class TableBatches:
 
     def __getitem__(self, item: tuple[int, list[int]]) -> Batch:
         epoch, rows = item
-        samples, skipped = [], 0
+        samples: list[Sample] = []
+        skipped: list[str] = []
         for row in rows:
             try:
-                if row in self._bad:
-                    raise BadSampleError(f"known bad row {row}")
                 samples.append(self._load(row, epoch))
-            except BadSampleError:
+            except BadSampleError as err:
                 if self.builder.on_bad_sample == "raise":
                     raise
-                self._bad.add(row)
-                skipped += 1
+                skipped.append(str(err))
                 samples.append(self._substitute(row, epoch))
         return self.builder.collate(samples, epoch, skipped)
 
@@ -127,7 +136,10 @@ class TrainLoader:
         self.state = state  # has .epoch, .start_batch, .num_batches(); the sampler for tables
         self.negative_types: list[str] = list(kw.pop("negative_types", []))
         self.batch_size: int = kw.pop("batch_size")
+        self.rank: int = kw.pop("rank", 0)
         self.total_skipped = 0
+        self._named_skips = 0
+        self._negatives_reported = False
         self._loader = DataLoader(
             dataset,
             batch_size=None,
@@ -155,9 +167,43 @@ class TrainLoader:
         return self.state.num_batches()
 
     def __iter__(self) -> Iterator[Batch]:
-        for batch in self._loader:
-            self.total_skipped += batch.n_skipped
-            yield batch
+        stats = NegativeStats()
+        try:
+            for batch in self._loader:
+                self.total_skipped += batch.n_skipped
+                self._name_skipped(batch.skipped)
+                if batch.neg_stats is not None:
+                    stats.merge(batch.neg_stats)
+                yield batch
+        finally:  # also when the consumer stops early (max steps, an exception): report what was seen
+            self._report_negatives(stats)
+
+    def _name_skipped(self, reasons: list[str]) -> None:
+        """Name the first :data:`NAMED_SKIPS` bad samples on the console, with the way to make them fatal."""
+        where = f"rank {self.rank}: " if self.rank else ""
+        for reason in reasons:
+            if self._named_skips >= NAMED_SKIPS:
+                return
+            self._named_skips += 1
+            hint = ""
+            if self._named_skips == 1:
+                hint = (
+                    " It was replaced by another sample (data.on_bad_sample=skip); set data.on_bad_sample=raise "
+                    "(fsc-clip train --set data.on_bad_sample=raise) to stop at the first bad sample instead."
+                )
+            elif self._named_skips == NAMED_SKIPS:
+                hint = " Further bad samples are counted (skipped_samples in metrics.jsonl) but not named."
+            logger.warning(f"{where}skipped bad training sample: {reason}.{hint}")
+
+    def _report_negatives(self, stats: NegativeStats) -> None:
+        """Warn once (rank 0) when negatives of a type are scarce or were invisible to the model."""
+        if self._negatives_reported or self.rank != 0 or not stats.captions:
+            return
+        messages = stats.messages()
+        if messages:
+            self._negatives_reported = True
+            for message in messages:
+                logger.warning(f"{message} (counted over the {stats.captions:,} samples loaded so far)")
 
 
 def build_train_loader(
@@ -193,12 +239,15 @@ def build_train_loader(
     style = cfg.negatives or (
         PRECOMPUTED if cfg.precomputed_negatives else None
     )  # a negatives file alone turns them on
-    negatives = NegativeSampler(style, precomputed, row_types, seed)
+    context_length = getattr(tokenizer, "context_length", None)  # open_clip tokenizers carry it
+    negatives = NegativeSampler(style, precomputed, row_types, seed, context_length=context_length)
     builder = BatchBuilder(tokenizer, preprocess, negatives, seed, cfg.on_bad_sample)
+    common = {"negative_types": negatives.types, "batch_size": batch_size, "seed": seed, "rank": rank}
     if isinstance(data, ShardList):
-        from fsc_clip.data.wds import build_wds_loader
+        from fsc_clip.data.wds import build_wds_dataset  # torch + webdataset only when shards are used
 
-        return build_wds_loader(cfg, data, builder, batch_size, seed, rank, world_size, pin_memory)
+        dataset, state = build_wds_dataset(cfg, data, builder, batch_size, seed, rank, world_size)
+        return TrainLoader(dataset, state, cfg.workers, cfg.persistent_workers, pin_memory, **common)
     n_batches = (len(data) // world_size) // batch_size
     if n_batches == 0:
         raise ConfigError(
@@ -211,7 +260,5 @@ def build_train_loader(
         cfg.workers,
         cfg.persistent_workers,
         pin_memory,
-        negative_types=negatives.types,
-        batch_size=batch_size,
-        seed=seed,
+        **common,
     )

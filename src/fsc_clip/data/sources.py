@@ -181,7 +181,9 @@ def _read_delimited(cfg: DataConfig, default_sep: str) -> Table:
     root = _image_root(cfg, path)
     sep = cfg.csv_separator or default_sep
     csv.field_size_limit(min(sys.maxsize, 2**31 - 1))  # negative lists can be long cells
-    paths, captions, negs = [], [], []
+    paths: list[str] = []
+    captions: list[str] = []
+    negs: list[dict[str, list[str]] | None] = []
     with path.open(newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f, delimiter=sep)
         columns = list(reader.fieldnames or [])
@@ -216,7 +218,9 @@ def read_jsonl(cfg: DataConfig) -> Table:
     """
     path = _require_file(cfg.train_data, "Training JSONL")
     root = _image_root(cfg, path)
-    paths, captions, negs = [], [], []
+    paths: list[str] = []
+    captions: list[str] = []
+    negs: list[dict[str, list[str]] | None] = []
     has_negs = False
     with path.open(encoding="utf-8") as f:
         for lineno, line in enumerate(f, 1):

@@ -12,6 +12,24 @@ share of ``len(loader) = train_num_samples // (W · B)`` batches, so all ranks r
 Resume. ``set_epoch(e, start_batch=s)`` lets each worker drop the raw (undecoded) samples of the
 batches before ``s``; the rest of the epoch then equals an uninterrupted run with the same number of
 workers (exactly, unless a bad sample fell inside the skipped part).
+
+Captions. From a member of the sample (``data.wds_caption_key``: ``txt``, or ``json:caption`` for a JSON field),
+or from a side folder of text files (``data.wds_caption_dir``), as the FSC-CLIP authors' CC-3M runs do with
+``--caption-key coca_captions`` (ytaek-oh/fsc-clip@604015db3f009a8f7485f1fb7e21d8343c67664a,
+``src/training/data.py``: ``_replace_caption_col`` and ``get_wds_dataset``). Their rule, which we follow:
+
+* the folder is ``<folder of the shards>/<caption_key>`` (theirs: next to the first shard; ours: next to each
+  shard, the same thing for their one-folder layout; an absolute ``wds_caption_dir`` is used as is);
+* if the sample's JSON member has a field named like the folder (``coca_captions``), that field is the caption;
+* otherwise the caption is the first line of ``<folder>/<key>.txt``, where ``key`` is the ``"key"`` field of the
+  sample's JSON member (img2dataset writes it; it equals the tar member prefix ``__key__``, which we use when the
+  JSON member or its field is absent — theirs stops with a ``KeyError`` there);
+* a missing caption file stopped their run (an exception inside ``wds.map``, whose default handler re-raises);
+  ours makes it a bad sample: named and skipped under ``data.on_bad_sample=skip``, fatal under ``raise``;
+* a missing folder fails before training (theirs: an ``assert`` at the first sample).
+
+One difference: their pipeline drops samples without a ``txt`` member before reading the side caption; ours does
+not need the ``txt`` member when the side folder supplies the caption.
 """
 
 from __future__ import annotations
@@ -20,7 +38,7 @@ import hashlib
 import json
 import multiprocessing
 import random
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -30,8 +48,8 @@ from fsc_clip.config import ConfigError
 from fsc_clip.data.collate import BadSampleError, BatchBuilder, Sample
 from fsc_clip.data.config import DataConfig
 from fsc_clip.data.hard_negatives import mix_seed
-from fsc_clip.data.loader import TrainLoader
 from fsc_clip.data.sources import ShardList
+from fsc_clip.errors import DataNotFoundError
 
 
 class _SharedEpoch:
@@ -82,6 +100,7 @@ class WdsBatches(IterableDataset):
         self.cfg, self.urls, self.builder, self.batch_size = cfg, urls, builder, batch_size
         self.seed, self.rank, self.world_size = kw["seed"], kw["rank"], kw["world_size"]
         self.state: _SharedEpoch = kw["state"]
+        self.caption_dirs: dict[str, Path] = caption_dirs(cfg, urls) if cfg.wds_caption_dir else {}
 
     def __iter__(self) -> Iterator[Any]:
         from torch.utils.data import get_worker_info
@@ -101,14 +120,15 @@ class WdsBatches(IterableDataset):
             raw.close()  # closes the open shard now, not at garbage collection
 
     def _next_batch(self, raw: Iterator[dict[str, Any]], epoch: int) -> Any:
-        samples, skipped = [], 0
+        samples: list[Sample] = []
+        skipped: list[str] = []
         while len(samples) < self.batch_size:
             try:
                 samples.append(self._decode(next(raw), epoch))
-            except BadSampleError:
+            except BadSampleError as err:
                 if self.builder.on_bad_sample == "raise":
                     raise
-                skipped += 1
+                skipped.append(str(err))
         return self.builder.collate(samples, epoch, skipped)
 
     def _shard_order(self, epoch: int, v: int, n_workers: int, pass_no: int) -> list[str]:
@@ -122,7 +142,7 @@ class WdsBatches(IterableDataset):
             random.Random(mix_seed(self.seed, epoch, self.rank, v, pass_no)).shuffle(mine)
         return mine
 
-    def _raw_samples(self, epoch: int, v: int, n_workers: int) -> Iterator[dict[str, Any]]:
+    def _raw_samples(self, epoch: int, v: int, n_workers: int) -> Generator[dict[str, Any], None, None]:
         """Undecoded samples of virtual worker ``v``: shuffled pass after pass over its shards."""
         import webdataset as wds
 
@@ -162,10 +182,16 @@ class WdsBatches(IterableDataset):
         return self.builder.load(sample_id(url, key), sample[image_key], self._caption(sample, name), name, epoch)
 
     def _caption(self, sample: dict[str, Any], name: str) -> str:
+        if self.caption_dirs:
+            return self._side_caption(sample, name)
         ext, _, field = self.cfg.wds_caption_key.partition(":")
         raw = sample.get(ext)
         if raw is None:
-            return ""
+            members = ", ".join(sorted(k for k in sample if not k.startswith("__"))) or "none"
+            raise BadSampleError(
+                f"no caption member {ext!r} in {name} (members: {members}); set data.wds_caption_key, or "
+                "data.wds_caption_dir for captions in a side folder of <key>.txt files"
+            )
         try:
             text = raw.decode("utf-8") if isinstance(raw, bytes) else str(raw)
             if field:
@@ -176,6 +202,63 @@ class WdsBatches(IterableDataset):
         except (UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, IndexError):
             raise BadSampleError(f"unreadable caption {self.cfg.wds_caption_key!r} in {name}") from None
         return text.strip()
+
+    def _side_caption(self, sample: dict[str, Any], name: str) -> str:
+        """The caption from ``wds_caption_dir`` (the authors' ``_replace_caption_col``; see the module docstring)."""
+        url = str(sample.get("__url__", ""))
+        folder = self.caption_dirs.get(url) or next(iter(self.caption_dirs.values()))
+        meta = _json_member(sample, name)
+        field = Path(str(self.cfg.wds_caption_dir)).name
+        if meta is not None and field in meta:
+            return str(meta[field]).strip()
+        key = str(meta["key"]) if meta is not None and "key" in meta else str(sample.get("__key__", ""))
+        path = folder / f"{key}.txt"
+        try:
+            with path.open(encoding="utf-8") as handle:
+                return handle.readline().strip()  # first line only, as theirs (readline)
+        except FileNotFoundError:
+            raise BadSampleError(f"caption file not found: {path} (for {name}, data.wds_caption_dir)") from None
+        except (OSError, UnicodeDecodeError) as err:
+            raise BadSampleError(f"cannot read caption file {path} (for {name}): {err}") from None
+
+
+def _json_member(sample: dict[str, Any], name: str) -> dict[str, Any] | None:
+    """The sample's decoded JSON member (``None`` without one)."""
+    raw = sample.get("json")
+    if raw is None:
+        return None
+    try:
+        value = json.loads(raw.decode("utf-8") if isinstance(raw, bytes) else raw)
+    except (UnicodeDecodeError, json.JSONDecodeError, TypeError):
+        raise BadSampleError(f"unreadable json member in {name}") from None
+    return value if isinstance(value, dict) else None
+
+
+def caption_dirs(cfg: DataConfig, urls: list[str]) -> dict[str, Path]:
+    """Shard URL -> its caption folder (``wds_caption_dir``, relative to the shard's folder unless absolute).
+
+    Raises:
+        ConfigError: A relative folder with remote shards (no folder to resolve it against).
+        DataNotFoundError: A caption folder does not exist (named, with the shards that need it).
+    """
+    spec = Path(str(cfg.wds_caption_dir)).expanduser()
+    out: dict[str, Path] = {}
+    for url in urls:
+        if not spec.is_absolute() and ("://" in url or url.startswith("pipe:")):
+            raise ConfigError(
+                f"data.wds_caption_dir={cfg.wds_caption_dir!r} is relative but shard {url} is not a local file; "
+                "give the caption folder as an absolute path."
+            )
+        out[url] = spec if spec.is_absolute() else Path(url).parent / spec
+    for folder in dict.fromkeys(out.values()):
+        if not folder.is_dir():
+            example = next(u for u, f in out.items() if f == folder)
+            raise DataNotFoundError(
+                f"caption folder {folder} (data.wds_caption_dir={cfg.wds_caption_dir!r}, for shards such as "
+                f"{example}) does not exist. It should hold one <key>.txt file per sample; for the authors' CC-3M "
+                "subset, extract coca_captions.tar.gz next to the shards."
+            )
+    return out
 
 
 def _shard_samples(url: str, handler: Any) -> Iterator[dict[str, Any]]:
@@ -214,7 +297,7 @@ def _num_samples(cfg: DataConfig, urls: list[str]) -> int:
     return total
 
 
-def build_wds_loader(
+def build_wds_dataset(
     cfg: DataConfig,
     shards: ShardList,
     builder: BatchBuilder,
@@ -222,9 +305,13 @@ def build_wds_loader(
     seed: int,
     rank: int,
     world_size: int,
-    pin_memory: bool,
-) -> TrainLoader:
-    """Loader over webdataset shards (called by :func:`fsc_clip.data.build_train_loader`)."""
+) -> tuple[WdsBatches, _SharedEpoch]:
+    """The batch stream over webdataset shards and its epoch state (``build_train_loader`` wraps them).
+
+    Raises:
+        ConfigError: Too few shards for the processes × workers, or too few samples for one batch.
+        DataNotFoundError: The caption folder (``wds_caption_dir``) is missing.
+    """
     n_workers = max(1, cfg.workers)
     if not cfg.wds_resampled and len(shards.urls) < world_size * n_workers:
         raise ConfigError(
@@ -238,13 +325,4 @@ def build_wds_loader(
     dataset = WdsBatches(
         cfg, shards.urls, builder, batch_size, seed=seed, rank=rank, world_size=world_size, state=state
     )
-    return TrainLoader(
-        dataset,
-        state,
-        cfg.workers,
-        cfg.persistent_workers,
-        pin_memory,
-        negative_types=builder.negatives.types,
-        batch_size=batch_size,
-        seed=seed,
-    )
+    return dataset, state

@@ -64,10 +64,14 @@ class DemoConfig:
         world: Size and caption mix of the synthetic world.
         pretrain: Pre-training from scratch with the CLIP loss on the whole training split.
         finetune: Each fine-tuning run, starting from the pre-trained model.
-        finetune_rows: Fine-tuning uses the first N rows of the training split (a small "COCO" of the world).
+        finetune_rows: Fine-tuning uses the first N rows of the training split (0: all of them). Many distinct
+            compositions keep the hard negatives from being memorised (on 2,500 rows for 30 epochs, NegCLIP ranked
+            captions above their swaps 97 % of the time on its training rows but 60 % on held-out rows).
         negatives_per_type: Precomputed hard-negative candidates per type and caption.
         eval_batch_size: Images / texts per forward pass during evaluation.
         methods: The fine-tuning methods compared (all against the pre-trained base model).
+        seeds: Fine-tuning seeds per method (``seed``, ``seed + 1``, ...; same world and base): > 1 adds a
+            mean ± std table over seeds.
     """
 
     seed: int = 0
@@ -79,12 +83,15 @@ class DemoConfig:
     negatives_per_type: int = 2
     eval_batch_size: int = 256
     methods: list[MethodConfig] = field(default_factory=list)
+    seeds: int = 1
 
     def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError(f"demo seeds must be >= 1, got {self.seeds}")
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names) or "base" in names:
             raise ConfigError(f"demo method names must be unique and not 'base', got {names}")
-        if self.finetune_rows < self.finetune.batch_size:
+        if 0 < self.finetune_rows < self.finetune.batch_size:
             raise ConfigError(f"finetune_rows ({self.finetune_rows}) must be >= finetune.batch_size")
 
 

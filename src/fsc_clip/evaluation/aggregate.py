@@ -1,11 +1,14 @@
 """Aggregation: sub-scores -> benchmark columns -> headline columns, per named profile.
 
 A benchmark's column is computed by its class (``Benchmark.aggregate(scores)``) from its full-name
-sub-scores exactly as in the published tables (BENCHMARKS.md §0). A *profile* names the benchmark columns
+sub-scores exactly as in the published tables (vl_compo results.csv / individual_results.csv). A *profile* names the
+benchmark columns
 of a table and its headline columns:
 
 - ``fsc``: FSC-CLIP's 11 compositional benchmarks; ``Comp`` = unweighted mean of the 11.
 - ``vl_compo``: the companion study's 12; ``comp_avg`` = unweighted mean of the 12.
+- ``frontier``: SugarCrepe, Winoground and the ``compositional_2025`` benchmarks; ``Comp25`` = mean of the latter,
+  ``Frontier`` = mean of all.
 
 Other areas extend this without editing it: D adds headline columns (``ZS``, ``I2T``, ``T2I``, ...) with
 :func:`add_headline` from its benchmark modules; F registers a ``synthetic`` profile with
@@ -26,15 +29,16 @@ from pathlib import Path
 from fsc_clip.registry import Registry
 
 Columns = dict[str, float | None]
-HeadlineFn = Callable[[Columns, Mapping[str, float]], float | None]
+HeadlineFn = Callable[[Columns, Mapping[str, float | None]], float | None]
 
 
 def mean(values: Iterable[float | None]) -> float | None:
     """Unweighted mean; ``None`` if any value is missing or there are none."""
     vals = list(values)
-    if not vals or any(v is None or (isinstance(v, float) and math.isnan(v)) for v in vals):
+    present = [v for v in vals if v is not None and not (isinstance(v, float) and math.isnan(v))]
+    if not vals or len(present) < len(vals):
         return None
-    return sum(vals) / len(vals)
+    return sum(present) / len(present)
 
 
 def pooled(scores: Mapping[str, float], weights: Mapping[str, float]) -> float:
@@ -100,6 +104,23 @@ PROFILES.register(
     ),
 )
 
+# Benchmarks 2025-2026 papers (READ-CLIP, CLIC, CS-CLIP, DeGLA) report beside SugarCrepe; their classes have
+# kind "compositional_2025", which is also a --benchmarks group word (runner.GROUP_WORDS).
+COMPOSITIONAL_2025 = ("sugarcrepe_pp", "bivlc", "cola", "negbench")
+FRONTIER_BENCHMARKS = ("sugarcrepe", "winoground", *COMPOSITIONAL_2025)
+PROFILES.register(
+    "frontier",
+    Profile(
+        "frontier",
+        FRONTIER_BENCHMARKS,
+        [
+            Headline("Comp25", mean_of_columns(COMPOSITIONAL_2025), "mean of the compositional_2025 benchmarks"),
+            Headline("Frontier", mean_of_columns(FRONTIER_BENCHMARKS), "mean of the frontier profile's benchmarks"),
+        ],
+        "SugarCrepe and Winoground beside the compositional_2025 group (SugarCrepe++ ITT, BiVLC, COLA, NegBench)",
+    ),
+)
+
 
 def _ensure_benchmarks_loaded() -> None:
     from fsc_clip.evaluation.benchmarks import BENCHMARKS
@@ -119,18 +140,17 @@ def add_headline(profile: str, headline: Headline) -> None:
     prof.headlines[:] = [h for h in prof.headlines if h.name != headline.name] + [headline]
 
 
-def benchmark_score(name: str, scores: Mapping[str, float]) -> float | None:
-    """A benchmark's column from full-name sub-scores (``None`` if a needed sub-score is missing)."""
+def benchmark_score(name: str, scores: Mapping[str, float | None]) -> float | None:
+    """A benchmark's column from full-name sub-scores (``None`` if a required sub-score is missing or ``None``).
+
+    The rule lives in :meth:`fsc_clip.evaluation.base.Benchmark.column` (``required_sub_scores``).
+    """
     from fsc_clip.evaluation.benchmarks import BENCHMARKS
 
-    try:
-        value = BENCHMARKS.get(name).aggregate(dict(scores))
-    except KeyError:
-        return None
-    return value
+    return BENCHMARKS.get(name).column(scores)
 
 
-def compute_columns(profile: str | Profile, scores: Mapping[str, float]) -> Columns:
+def compute_columns(profile: str | Profile, scores: Mapping[str, float | None]) -> Columns:
     """All columns of a profile (benchmark columns then headlines) from the full-name sub-scores."""
     prof = get_profile(profile) if isinstance(profile, str) else profile
     columns: Columns = {b: benchmark_score(b, scores) for b in prof.benchmarks}

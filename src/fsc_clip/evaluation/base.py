@@ -18,18 +18,24 @@ Tie policy (all task scorers): a tie is never a success; see :mod:`fsc_clip.eval
 
 from __future__ import annotations
 
-import os
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from fsc_clip.errors import DataNotFoundError
+from fsc_clip.evaluation.items import Embedder, GroupItem, ImageRef, ImageToTextItem, Item, TextToImageItem
 
 if TYPE_CHECKING:
-    import torch
-    from PIL import Image
+    from fsc_clip.evaluation.stats import OutcomeTable
+
+__all__ = [  # the item types are defined in .items (shared with the task scorers) and re-exported here
+    "GROUP", "IMAGE_TO_TEXT", "MIXED", "TEXT_TO_IMAGE", "Benchmark", "BenchmarkOutput", "Embedder", "GroupItem",
+    "ImageRef", "ImageToTextItem", "Item", "TextToImageItem",
+]  # fmt: skip
+
+log = logging.getLogger(__name__)
 
 # Task type names (Benchmark.task). D adds "zeroshot" and "retrieval".
 IMAGE_TO_TEXT = "image_to_text"
@@ -38,151 +44,26 @@ GROUP = "group"
 MIXED = "mixed"  # a benchmark whose items are of several types (e.g. SPEC: I2T and T2I)
 
 
-@dataclass(frozen=True)
-class ImageRef:
-    """A reference to an image on disk, optionally cropped.
-
-    Args:
-        path: Image file (any PIL-readable format) or a ``.npy`` array ``[H, W, 3]`` uint8.
-        bbox: Optional crop ``(x, y, w, h)`` in pixels of the full image; clamped to the image bounds.
-        bgr: For ``.npy`` files: channel order is BGR (EqBen YouCook2 frames) and is flipped to RGB.
-    """
-
-    path: Path
-    bbox: tuple[float, float, float, float] | None = None
-    bgr: bool = False
-
-    def key(self) -> tuple:
-        """Content key: resolved path, size and mtime of the file, plus the crop.
-
-        Two references to the same unchanged file and crop share one embedding, across benchmarks. Computed once
-        per reference (adapters share one ``ImageRef`` object among the items that use the same image).
-        """
-        return self._key
-
-    @cached_property
-    def _key(self) -> tuple:
-        try:
-            st = os.stat(self.path)
-            stamp = (st.st_size, st.st_mtime_ns)
-        except OSError:
-            stamp = (-1, -1)
-        return (os.path.realpath(self.path), stamp, self.bbox, self.bgr)
-
-    def exists(self) -> bool:
-        return os.path.isfile(self.path)
-
-    def load(self) -> Image.Image:
-        """Open the image as RGB PIL, applying the crop; raises DataNotFoundError if the file is missing."""
-        from PIL import Image
-
-        if not self.exists():
-            raise DataNotFoundError(f"Image file not found: {self.path}")
-        if str(self.path).endswith(".npy"):
-            import numpy as np
-
-            arr = np.load(self.path, allow_pickle=False)
-            if arr.ndim == 2:
-                arr = np.stack([arr] * 3, axis=-1)
-            if self.bgr:
-                arr = arr[..., ::-1]
-            if arr.dtype != np.uint8:
-                arr = np.clip(arr, 0, 255).astype(np.uint8)
-            img = Image.fromarray(np.ascontiguousarray(arr[..., :3]))
-        else:
-            with Image.open(self.path) as raw:
-                img = raw.convert("RGB")
-        if self.bbox is not None:
-            x, y, w, h = self.bbox
-            left, top = max(0, int(x)), max(0, int(y))
-            right, bottom = min(img.width, int(x + w)), min(img.height, int(y + h))
-            if right > left and bottom > top:  # a degenerate box keeps the full image
-                img = img.crop((left, top, right, bottom))
-        return img
-
-
-@dataclass
-class ImageToTextItem:
-    """One image, N candidate texts; correct iff ``texts[label]`` scores strictly above all others.
-
-    Args:
-        image: The image (crop).
-        texts: Candidate texts ``[N]``.
-        label: Index of the correct text.
-        subset: The sub-score this item counts toward (e.g. ``"replace_obj"``).
-        category: Optional finer class used by macro-averaging benchmarks (e.g. ARO relation name).
-    """
-
-    image: ImageRef
-    texts: list[str]
-    label: int = 0
-    subset: str = ""
-    category: str = ""
-
-
-@dataclass
-class TextToImageItem:
-    """One text, N candidate images; correct iff ``images[label]`` scores strictly above all others."""
-
-    text: str
-    images: list[ImageRef]
-    label: int = 0
-    subset: str = ""
-    category: str = ""
-
-
-@dataclass
-class GroupItem:
-    """Winoground-style 2x2: caption c belongs to image c.
-
-    Outcomes (strict ``>``, see :func:`fsc_clip.evaluation.tasks.group.group_outcomes`):
-    text = s(c0,i0)>s(c1,i0) and s(c1,i1)>s(c0,i1); image = s(c0,i0)>s(c0,i1) and s(c1,i1)>s(c1,i0);
-    group = text and image.
-    """
-
-    images: tuple[ImageRef, ImageRef]
-    texts: tuple[str, str]
-    subset: str = ""
-    category: str = ""
-
-
-Item = ImageToTextItem | TextToImageItem | GroupItem
-
-
 @dataclass
 class BenchmarkOutput:
     """What one benchmark run produces (before the runner adds model info and writes the JSON).
 
     Attributes:
-        scores: ``{"<benchmark>::<sub>": percent}``.
-        counts: ``{"<benchmark>::<sub>": number of items}`` (same keys as ``scores``).
-        score: The benchmark-level score (percent), from :meth:`Benchmark.aggregate`.
+        scores: ``{"<benchmark>::<sub>": percent}``; ``None`` for a declared sub-score with no scorable item.
+        counts: ``{"<benchmark>::<sub>": number of items}`` (same keys as ``scores``; 0 where the score is None).
+        score: The benchmark-level score (percent) from :meth:`Benchmark.column`; ``None`` if a required sub-score
+            is missing (the "None rule": never a silently partial mean).
         extra: Anything else worth recording (e.g. ``{"skipped_missing_images": 12}``).
+        per_item: Per-item outcomes (and candidate scores) for bootstrap intervals and ``--save-scores``
+            (:class:`fsc_clip.evaluation.stats.OutcomeTable`; several parts for multi-task benchmarks). Empty when a
+            benchmark keeps none: its result then has no interval.
     """
 
-    scores: dict[str, float]
+    scores: dict[str, float | None]
     counts: dict[str, int]
-    score: float
+    score: float | None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class Embedder(Protocol):
-    """Embeds images and texts for one model, with a content-keyed cache shared across benchmarks.
-
-    The concrete class is :class:`fsc_clip.evaluation.embedder.CachedEmbedder`.
-    """
-
-    def images(self, refs: Sequence[ImageRef], desc: str = "") -> torch.Tensor:
-        """L2-normalised image embeddings ``[len(refs), D]`` float32 (each unique key encoded once)."""
-        ...
-
-    def texts(self, texts: Sequence[str], desc: str = "") -> torch.Tensor:
-        """L2-normalised text embeddings ``[len(texts), D]`` float32 (each unique string encoded once)."""
-        ...
-
-    def prefetch(self, refs: Sequence[ImageRef] = (), texts: Sequence[str] = (), desc: str = "") -> None:
-        """Encode whatever is not cached yet (batched, with a progress bar)."""
-        ...
+    per_item: list[OutcomeTable] = field(default_factory=list)
 
 
 class Benchmark:
@@ -196,6 +77,11 @@ class Benchmark:
         expected_files: Paths relative to ``<data_root>/<subdir>`` that must exist (checked by :meth:`check`).
         obtain: How to get the data (printed in the missing-data error).
         sub_scores: Sub-score names without the prefix, in published order.
+        required_sub_scores: Sub-scores (without prefix) the benchmark column needs. If one is missing or ``None``
+            (no scorable item, a part of the data absent) the column is ``None`` and a warning names it. Default
+            ``None``: no explicit list; the column is still ``None`` whenever :meth:`aggregate` meets a missing or
+            ``None`` sub-score (see :meth:`column`). Declare it when the aggregate could otherwise succeed on a
+            subset of the parts (e.g. ARO without the Order parts), or to name the parts in the warning.
         kind: ``"compositional"`` (C), ``"zeroshot"`` / ``"retrieval"`` (D), ``"synthetic"`` (F); used by
             ``--benchmarks compositional|zeroshot|retrieval|synthetic``.
 
@@ -211,6 +97,7 @@ class Benchmark:
     expected_files: ClassVar[tuple[str, ...]] = ()
     obtain: ClassVar[str] = ""
     sub_scores: ClassVar[tuple[str, ...]] = ()
+    required_sub_scores: ClassVar[tuple[str, ...] | None] = None
     kind: ClassVar[str] = "compositional"
 
     def __init__(self, **options: Any) -> None:
@@ -237,7 +124,7 @@ class Benchmark:
             )
         return path
 
-    def load(self, data_root: str | Path) -> list[Item]:
+    def load(self, data_root: str | Path) -> Sequence[Item]:
         """Read the native files under ``data_root`` and return the items (item-based benchmarks)."""
         raise NotImplementedError(f"{type(self).__name__} is not item-based; it overrides run()")
 
@@ -246,7 +133,7 @@ class Benchmark:
         """``"<name>::<sub>"``."""
         return f"{self.name}::{sub}"
 
-    def score(self, items: Sequence[Item], outcomes: dict[str, Sequence[bool]]) -> tuple[dict, dict]:
+    def score(self, items: Sequence[Item], outcomes: Mapping[str, Sequence[bool]]) -> tuple[dict, dict]:
         """Turn per-item outcomes into ``(scores, counts)`` keyed by full sub-score name.
 
         Default: pooled accuracy per ``item.subset``. For group items every subset yields three sub-scores
@@ -262,24 +149,79 @@ class Benchmark:
         return pooled_accuracy(self.name, items, outcomes)
 
     @classmethod
-    def aggregate(cls, scores: dict[str, float]) -> float:
-        """Benchmark-level score from the full-name sub-scores (default: mean of ``sub_scores``)."""
+    def aggregate(cls, scores: dict[str, float]) -> float | None:
+        """Benchmark-level score from the full-name sub-scores (default: mean of ``sub_scores``).
+
+        Only called by :meth:`column` once every required sub-score is present and not ``None``.
+        """
         from fsc_clip.evaluation.aggregate import mean
 
-        return mean([scores[f"{cls.name}::{s}"] for s in cls.sub_scores])
+        return mean([scores.get(f"{cls.name}::{s}") for s in cls.sub_scores])
+
+    @classmethod
+    def missing_required(cls, scores: Mapping[str, float | None]) -> list[str]:
+        """Full names of the declared ``required_sub_scores`` that are absent or ``None``."""
+        return [f"{cls.name}::{s}" for s in cls.required_sub_scores or () if scores.get(f"{cls.name}::{s}") is None]
+
+    @classmethod
+    def column(cls, scores: Mapping[str, float | None]) -> float | None:
+        """The benchmark column under the None rule: never a partial mean.
+
+        ``None`` if a declared required sub-score is absent or ``None``, or if :meth:`aggregate` reads one that is
+        (``KeyError``, or arithmetic on ``None``); otherwise ``aggregate(scores)``.
+        """
+        if cls.missing_required(scores):
+            return None
+        try:
+            return cls.aggregate(dict(scores))  # type: ignore[arg-type]
+        except KeyError:
+            return None
+        except TypeError:
+            if any(v is None for v in scores.values()):
+                return None
+            raise
+
+    def complete(self, scores: dict, counts: dict) -> tuple[dict, dict]:
+        """Add every declared sub-score without scorable items as ``None`` with count 0, warning about each.
+
+        This is the empty-subset rule shared by all item benchmarks (e.g. SVO-Probes when no image of one negative
+        type was downloaded): the sub-score is reported, not dropped, and never crashes the aggregation.
+        """
+        scores, counts = dict(scores), dict(counts)
+        for sub in self.sub_scores:
+            full = self.full(sub)
+            if scores.get(full) is None:
+                scores[full], counts[full] = None, counts.get(full, 0)
+                log.warning("%s: sub-score %s has no score (%d scorable items; a part of the data is missing or "
+                            "empty): reported as None", self.name, full, counts[full])  # fmt: skip
+        return scores, counts
+
+    def finish(self, scores: dict, counts: dict, extra: dict[str, Any]) -> BenchmarkOutput:
+        """Complete the sub-scores, compute the column under the None rule, warn if it is None."""
+        scores, counts = self.complete(scores, counts)
+        column = self.column(scores)
+        if column is None:
+            missing = self.missing_required(scores) or [k for k, v in scores.items() if v is None]
+            log.warning("%s: benchmark column is None (never a partial mean): no score for %s", self.name,
+                        ", ".join(missing) or "an aggregate input")  # fmt: skip
+            extra = {**extra, "missing_sub_scores": missing}
+        return BenchmarkOutput(scores=scores, counts=counts, score=column, extra=extra)
 
     def run(self, data_root: str | Path, embedder: Embedder) -> BenchmarkOutput:
         """Load, embed, score, aggregate."""
-        from fsc_clip.evaluation.tasks import score_items
+        from fsc_clip.evaluation.stats import items_table
+        from fsc_clip.evaluation.tasks import score_items_with_sims
 
         items = self.load(data_root)
         if not items:
             raise DataNotFoundError(f"{self.name}: no items found under {self.root(data_root)}. {self.obtain}")
         self.check_images(items)
-        outcomes = score_items(items, embedder, desc=self.name)
+        outcomes, sims = score_items_with_sims(items, embedder, desc=self.name)
         scores, counts = self.score(items, outcomes)
-        extra = {"n_items": len(items), **self.extra_info()}
-        return BenchmarkOutput(scores=scores, counts=counts, score=self.aggregate(scores), extra=extra)
+        out = self.finish(scores, counts, {"n_items": len(items), **self.extra_info()})
+        # the default score() pools per subset and never reads item.category: resample within subsets only
+        out.per_item = [items_table(items, outcomes, sims, by_category=type(self).score is not Benchmark.score)]
+        return out
 
     def check_images(self, items: Sequence[Item]) -> None:
         """Raise DataNotFoundError naming the first missing image (and how many are missing) before encoding."""

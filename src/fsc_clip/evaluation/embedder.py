@@ -13,7 +13,7 @@ from typing import Any
 
 import torch
 
-from fsc_clip.evaluation.base import ImageRef
+from fsc_clip.evaluation.items import ImageRef
 
 
 class _ImageDataset(torch.utils.data.Dataset):
@@ -28,6 +28,13 @@ class _ImageDataset(torch.utils.data.Dataset):
 
     def __getitem__(self, i: int) -> torch.Tensor:
         return self.preprocess(self.refs[i].load())  # [3, H, W]
+
+
+def _given(features: torch.Tensor | None, kind: str) -> torch.Tensor:
+    """``encode()``'s features of the inputs it was given (it fills those; a None here is a bug, not bad data)."""
+    if features is None:
+        raise RuntimeError(f"encode() returned no {kind} features for the {kind}s it was given")
+    return features
 
 
 def _image_input_dtype(model: torch.nn.Module) -> torch.dtype:
@@ -68,7 +75,7 @@ class CachedEmbedder:
         self._dtype = _image_input_dtype(loaded_model.model)
         self.stats: dict[str, float] = {"encode_s": 0.0, "load_s": 0.0, "tokenize_s": 0.0, "n_images": 0, "n_texts": 0}
 
-    # ----- public API (fsc_clip.evaluation.base.Embedder) ------------------------------------------------
+    # ----- public API (fsc_clip.evaluation.items.Embedder) ------------------------------------------------
     def prefetch(self, refs: Sequence[ImageRef] = (), texts: Sequence[str] = (), desc: str = "") -> None:
         """Encode every not-yet-cached image and text."""
         todo_refs: dict[tuple, ImageRef] = {}
@@ -120,8 +127,8 @@ class CachedEmbedder:
             for batch in loader:  # [B, 3, H, W]
                 t1 = time.perf_counter()
                 self.stats["load_s"] += t1 - t0
-                feats = encode(self.lm.model, images=batch.to(self.device, self._dtype)).image  # [B, D]
-                feats = feats.float().cpu()
+                image = encode(self.lm.model, images=batch.to(self.device, self._dtype)).image  # [B, D]
+                feats = _given(image, "image").float().cpu()
                 t0 = time.perf_counter()
                 self.stats["encode_s"] += t0 - t1
                 for row in feats:
@@ -141,7 +148,7 @@ class CachedEmbedder:
                 (tokens,) = trim_tokens(self.lm.tokenizer(chunk))  # [T, L'] without shared trailing padding
                 tokens = tokens.to(self.device)
                 t1 = time.perf_counter()
-                feats = encode(self.lm.model, texts=tokens).text.float().cpu()  # [T, D]
+                feats = _given(encode(self.lm.model, texts=tokens).text, "text").float().cpu()  # [T, D]
                 self.stats["tokenize_s"] += t1 - t0
                 self.stats["encode_s"] += time.perf_counter() - t1
                 for text, row in zip(chunk, feats):

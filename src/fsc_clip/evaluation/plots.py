@@ -20,6 +20,13 @@ class Point:
     x: float
     y: float
     published: bool = False
+    x_ci: Sequence[float] | None = None  # 95 % bootstrap interval [lo, hi] of x (drawn as an error bar)
+    y_ci: Sequence[float] | None = None
+
+
+def _err(value: float, ci: Sequence[float] | None) -> list[list[float]] | None:
+    """matplotlib's asymmetric error ``[[below], [above]]`` of an interval around ``value``."""
+    return None if ci is None else [[max(value - ci[0], 0.0)], [max(ci[1] - value, 0.0)]]
 
 
 def _pyplot():
@@ -41,6 +48,9 @@ def scatter_plot(points: Sequence[Point], path: str | Path, xlabel: str, ylabel:
         for p in points:
             style = {"facecolors": "none", "edgecolors": "0.45"} if p.published else {"color": "C0"}
             ax.scatter([p.x], [p.y], s=46, marker="s" if p.published else "o", zorder=3, **style)
+            if p.x_ci is not None or p.y_ci is not None:
+                ax.errorbar([p.x], [p.y], xerr=_err(p.x, p.x_ci), yerr=_err(p.y, p.y_ci), fmt="none",
+                            ecolor="0.45" if p.published else "C0", elinewidth=1, capsize=2, zorder=2)  # fmt: skip
         _place_labels(fig, ax, points)
         if not points:
             ax.text(
@@ -60,11 +70,12 @@ def scatter_plot(points: Sequence[Point], path: str | Path, xlabel: str, ylabel:
 
 
 def _save(fig, path: str | Path) -> Path:
-    """Lay out and write ``fig`` to ``path`` (creating its folder)."""
+    """Lay out and write ``fig`` to ``path`` as PNG, atomically (temporary file + rename; folder created)."""
+    from fsc_clip.fileio import write_with
+
     fig.tight_layout()
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
+    write_with(path, lambda handle: fig.savefig(handle, format="png"))
     return path
 
 
@@ -94,9 +105,16 @@ def _place_labels(fig, ax, points: Sequence[Point], fontsize: float = 7.0) -> No
 
 
 def bar_plot(
-    categories: Sequence[str], series: Mapping[str, Sequence[float | None]], path: str | Path, title: str = ""
+    categories: Sequence[str],
+    series: Mapping[str, Sequence[float | None]],
+    path: str | Path,
+    title: str = "",
+    intervals: Mapping[str, Sequence[Sequence[float] | None]] | None = None,
 ) -> Path:
-    """Grouped bars: one group per category (benchmark), one bar per series (run); missing values are gaps."""
+    """Grouped bars: one group per category (benchmark), one bar per series (run); missing values are gaps.
+
+    ``intervals`` (optional, per series and category): 95 % intervals ``[lo, hi]`` drawn as error bars.
+    """
     plt = _pyplot()
     n_cat, n_ser = max(len(categories), 1), max(len(series), 1)
     fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * n_cat * max(n_ser, 2) / 2 + 2), 4.8), dpi=110)
@@ -105,7 +123,12 @@ def bar_plot(
         for s, (label, values) in enumerate(series.items()):
             xs = [c + (s - (n_ser - 1) / 2) * width for c in range(len(categories))]
             ys = [float("nan") if v is None else v for v in values]
-            ax.bar(xs, ys, width=width, label=label)
+            cis = list((intervals or {}).get(label) or [None] * len(ys))
+            below = [0.0 if ci is None or y != y else max(y - ci[0], 0.0) for y, ci in zip(ys, cis)]
+            above = [0.0 if ci is None or y != y else max(ci[1] - y, 0.0) for y, ci in zip(ys, cis)]
+            has_ci = any(ci is not None for ci in cis)
+            ax.bar(xs, ys, width=width, label=label, yerr=[below, above] if has_ci else None,
+                   error_kw={"elinewidth": 0.8, "capsize": 1.5, "ecolor": "0.2"})  # fmt: skip
         ax.set_xticks(list(range(len(categories))))
         ax.set_xticklabels(list(categories), rotation=40, ha="right", fontsize=8)
         ax.set_ylabel("score (%)")

@@ -24,7 +24,9 @@ from __future__ import annotations
 import base64
 import csv
 import html
+import io
 import json
+import logging
 import re
 from dataclasses import dataclass, field
 from importlib import resources
@@ -32,8 +34,11 @@ from pathlib import Path
 from typing import Any
 
 from fsc_clip.errors import DataNotFoundError, UserError
+from fsc_clip.fileio import ensure_writable_dir, write_bytes, write_text
 
+log = logging.getLogger(__name__)
 RUN = "run"
+SUMMARY_JSON = "summary.json"
 NUM_TD = '<td class="num">'
 _NUMERIC = re.compile(r"^[-+]?(\d|-$)")
 # Headline roles -> column name per profile (for the scatter and the headline table).
@@ -56,6 +61,11 @@ class Row:
     subscores: dict[str, float] = field(default_factory=dict)
     columns: dict[str, float | None] = field(default_factory=dict)
     path: str = ""
+    problems: list[str] = field(default_factory=list)  # skipped result files (see load_run)
+    records: dict[str, dict[str, Any]] = field(default_factory=dict)  # benchmark -> its result JSON
+    ci: dict[str, list[float] | None] = field(default_factory=dict)  # column -> 95 % interval (stats)
+    replicates: Any = None  # stats.RunReplicates from the saved per-item outcomes
+    paired: dict[str, dict | None] = field(default_factory=dict)  # column -> paired difference vs the baseline
 
     @property
     def published(self) -> bool:
@@ -94,26 +104,83 @@ class Report:
 
 
 # ----- loading ------------------------------------------------------------------------------------------------
-def load_run(result_dir: str | Path) -> Row:
-    """Read every ``<benchmark>.json`` result in a directory into one row (sub-scores merged)."""
+class ResultFileError(UserError):
+    """A result folder holds a corrupt or malformed result JSON, or results of several weights (``--strict``)."""
+
+
+def _check_result(f: Path, data: Any) -> str | None:
+    """Why ``data`` (parsed from ``f``) is not a valid result record, or ``None``."""
+    if not isinstance(data, dict):
+        return f"{f}: expected a JSON object written by `fsc-clip eval`, got {type(data).__name__}"
+    if not isinstance(data.get("benchmark"), str):
+        return f"{f}: field 'benchmark' is missing or not a string (not a result of `fsc-clip eval`?)"
+    scores = data.get("scores")
+    if not isinstance(scores, dict):
+        return f"{f}: field 'scores' is missing or not an object of sub-score -> number"
+    bad = [k for k, v in scores.items() if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float)))]
+    if bad:
+        return f"{f}: scores[{bad[0]!r}] is {scores[bad[0]]!r}, not a number ({len(bad)} such value(s))"
+    if data.get("model") is not None and not isinstance(data["model"], dict):
+        return f"{f}: field 'model' is not an object"
+    return None
+
+
+def _read_results(path: Path) -> tuple[list[dict[str, Any]], list[str]]:
+    """The valid result records of a folder, and one problem line per file that looks wrong."""
+    records, problems = [], []
+    for f in sorted(path.glob("*.json")):
+        if f.name == SUMMARY_JSON:
+            continue  # the per-run summary `fsc-clip eval` writes next to the results
+        try:
+            data = json.loads(f.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            problems.append(f"{f}: not valid JSON ({err}); skipped (re-run `fsc-clip eval` for this benchmark)")
+            continue
+        except OSError as err:
+            problems.append(f"{f}: cannot be read ({err.strerror or err}); skipped")
+            continue
+        why = _check_result(f, data)
+        if why:
+            problems.append(f"{why}; skipped")
+        else:
+            records.append(data)
+    weights = {str((r.get("weights_fingerprint") or {}).get("sha256")) for r in records if r.get("weights_fingerprint")}
+    if len(weights) > 1:
+        problems.append(f"{path}: holds results of {len(weights)} different weights (weights_fingerprint differs); "
+                        "a result folder should hold one model's results (all kept in this row)")  # fmt: skip
+    return records, problems
+
+
+def load_run(result_dir: str | Path, strict: bool = False) -> Row:
+    """Read every ``<benchmark>.json`` result in a directory into one row (sub-scores merged).
+
+    A corrupt or malformed result JSON, or results of several weights in one folder, is logged as a warning
+    naming the file (the row then lacks those scores), or raised with ``strict``.
+
+    Raises:
+        DataNotFoundError: the folder does not exist or holds no valid result.
+        ResultFileError: with ``strict``, any problem above.
+    """
     path = Path(result_dir).expanduser()
     if not path.is_dir():
         raise DataNotFoundError(f"result directory {path} does not exist (give folders written by `fsc-clip eval`).")
+    records, problems = _read_results(path)
+    if problems and strict:
+        raise ResultFileError("invalid result files (drop --strict to skip them with a warning):\n  "
+                              + "\n  ".join(problems))  # fmt: skip
+    for problem in problems:
+        log.warning("warning: %s", problem)
     subscores: dict[str, float] = {}
     model = ""
-    for f in sorted(path.glob("*.json")):
-        try:
-            data = json.loads(f.read_text())
-        except json.JSONDecodeError:
-            continue
-        if not (isinstance(data, dict) and "benchmark" in data and isinstance(data.get("scores"), dict)):
-            continue  # summary.json and unrelated files
+    for data in records:
         subscores.update({k: float(v) for k, v in data["scores"].items() if v is not None})
         info = data.get("model") or {}
         model = model or str(info.get("label") or "/".join(str(info[k]) for k in ("name", "pretrained") if info.get(k)))
     if not subscores:
-        raise DataNotFoundError(f"{path} holds no benchmark result JSONs (run `fsc-clip eval --output {path}` first).")
-    return Row(name=path.name, model=model or path.name, source=RUN, subscores=subscores, path=str(path))
+        raise DataNotFoundError(f"{path} holds no benchmark result JSONs (run `fsc-clip eval --output {path}` "
+                                "first).")  # fmt: skip
+    return Row(name=path.name, model=model or path.name, source=RUN, subscores=subscores, path=str(path),
+               problems=problems, records={d["benchmark"]: d for d in records})  # fmt: skip
 
 
 def _published_file(name: str):
@@ -160,40 +227,58 @@ def _unique_names(rows: list[Row]) -> None:
 
 
 def _pick_baseline(rows: list[Row], name: str | None) -> str | None:
+    """The row named exactly ``name`` (or whose folder is ``name``); anything else is an error listing candidates."""
     if not name:
         return None
     names = [r.name for r in rows]
     if name in names:
         return name
+    by_path = [r.name for r in rows if r.path and Path(r.path) == Path(name).expanduser()]
+    if len(by_path) == 1:
+        return by_path[0]
     hits = [n for n in names if name.lower() in n.lower()]
     if len(hits) == 1:
-        return hits[0]
-    raise UserError(f"--baseline {name!r} matches {len(hits)} rows; choose one of: {', '.join(names)}")
+        raise UserError(f"--baseline {name!r} is not a row name; did you mean {hits[0]!r}? (rows: {', '.join(names)})")
+    if hits:
+        raise UserError(f"--baseline {name!r} is ambiguous: it matches {', '.join(map(repr, hits))}; give the exact "
+                        "row name")  # fmt: skip
+    raise UserError(f"--baseline {name!r} matches no row; choose one of: {', '.join(names)}")
 
 
 def build_report(
-    result_dirs: list[str | Path], profile: str = "fsc", baseline: str | None = None, published: bool = False
+    result_dirs: list[str | Path],
+    profile: str = "fsc",
+    baseline: str | None = None,
+    published: bool = False,
+    strict: bool = False,
 ) -> Report:
     """Load runs, compute the profile's columns for each, add published rows if asked, resolve the baseline.
 
     Args:
         result_dirs: Directories of result JSONs, one per run.
         profile: Aggregation profile name (``fsc``, ``vl_compo``, ``synthetic``, ...).
-        baseline: Row name (or a unique substring of one) that deltas refer to.
+        baseline: Row name (exactly; or a run's folder as given) that deltas refer to.
         published: Append the published reference rows of the profile.
+        strict: A corrupt or malformed result JSON is an error (default: a warning, the file is skipped).
+
+    Raises:
+        UserError: ``baseline`` is not exactly one row's name (the message lists the candidates).
+        ResultFileError: with ``strict``, a result folder holds an invalid file.
     """
     from fsc_clip.evaluation.aggregate import compute_columns, get_profile
+    from fsc_clip.evaluation.stats import run_intervals
 
     prof = get_profile(profile)
-    rows = [load_run(d) for d in result_dirs]
+    rows = [load_run(d, strict=strict) for d in result_dirs]
     for r in rows:
         r.columns = compute_columns(prof, r.subscores)
+        r.ci, r.replicates = run_intervals(prof, r.records, r.path)
     if published:
         for r in published_rows(profile):
             r.columns = {c: r.columns.get(c) for c in prof.columns()}
             rows.append(r)
     _unique_names(rows)
-    return Report(
+    report = Report(
         profile=profile,
         description=prof.description,
         benchmarks=list(prof.benchmarks),
@@ -201,6 +286,20 @@ def build_report(
         rows=rows,
         baseline=_pick_baseline(rows, baseline),
     )
+    _pair_with_baseline(report, prof)
+    return report
+
+
+def _pair_with_baseline(report: Report, prof: Any) -> None:
+    """Paired bootstrap difference (same items, same draws) of every run row against a baseline run row."""
+    from fsc_clip.evaluation.stats import paired_columns
+
+    base = report.row(report.baseline) if report.baseline else None
+    if base is None or base.published or base.replicates is None:
+        return
+    for r in report.rows:
+        if r is not base and not r.published and r.replicates is not None:
+            r.paired = paired_columns(base.replicates, r.replicates, prof)
 
 
 # ----- tables -------------------------------------------------------------------------------------------------
@@ -219,8 +318,44 @@ class Table:
 
 
 def _cell(report: Report, row: Row, col: str) -> str:
+    """``value ± half-width of its 95 % interval (delta to the baseline)``; the ``±`` part only where known."""
+    from fsc_clip.evaluation.stats import half_width
+
     d = report.delta(row, col)
-    return fmt(row.columns.get(col)) + (f" ({fmt(d, True)})" if d is not None and row.name != report.baseline else "")
+    hw = half_width(row.ci.get(col)) if row.columns.get(col) is not None else None
+    value = fmt(row.columns.get(col)) + (f" ± {hw:.2f}" if hw is not None else "")
+    return value + (f" ({fmt(d, True)})" if d is not None and row.name != report.baseline else "")
+
+
+def _paired_cell(report: Report, row: Row, col: str) -> str:
+    """``+1.23 [+0.40, +2.05] *`` (``*``: the interval excludes 0), ``+1.23 (no interval)`` without outcomes."""
+    d = report.delta(row, col)
+    if d is None:
+        return "-"
+    p = row.paired.get(col)
+    if p is None:
+        return f"{fmt(d, True)} (no interval)"
+    lo, hi = p["ci"]
+    return f"{fmt(d, True)} [{fmt(lo, True)}, {fmt(hi, True)}]" + (" *" if p["significant"] else "")
+
+
+def paired_table(report: Report) -> Table | None:
+    """Each run minus the baseline run, per column, with the paired 95 % bootstrap interval."""
+    base = report.row(report.baseline) if report.baseline else None
+    if base is None:
+        return None
+    rows = [r for r in report.rows if r is not base and not r.published]
+    if not rows:
+        return None
+    note = (
+        f"Difference to the baseline `{base.name}` with its paired 95 % bootstrap interval (both runs resampled "
+        "with the same item draws); * = the interval excludes 0. 'no interval': per-item outcomes missing "
+        "(evaluate both runs with `fsc-clip eval --save-scores`) or the runs were scored on different items."
+    )
+    if base.published:
+        note = f"The baseline `{base.name}` is a published row: no per-item outcomes, so no paired intervals."
+    return Table(f"Paired comparison vs {base.name}", ["run", *report.columns],
+                 [[_label(r), *(_paired_cell(report, r, c) for c in report.columns)] for r in rows], note)  # fmt: skip
 
 
 def _label(row: Row) -> str:
@@ -230,6 +365,8 @@ def _label(row: Row) -> str:
 def report_tables(report: Report) -> list[Table]:
     """Headline, per-benchmark, zero-shot and retrieval tables (cells are formatted strings)."""
     delta_note = f" Values in parentheses: difference to the baseline `{report.baseline}`." if report.baseline else ""
+    delta_note += (" ± = half-width of the 95 % bootstrap interval over items (shown where the result has one; "
+                   "headlines need `fsc-clip eval --save-scores` for every benchmark they average).")  # fmt: skip
     pub_note = " † = published reference numbers (copied from the public tables, not computed here)."
     tables = [
         Table("Headline", ["run", "model", "source", *report.headlines],
@@ -252,7 +389,45 @@ def report_tables(report: Report) -> list[Table]:
         tables.append(Table("Retrieval (recall@k, %)", ["run", *ret_cols],
                             [[_label(r), *(fmt(r.subscores.get(c)) for c in ret_cols)]
                              for r in report.rows if any(c in r.subscores for c in ret_cols)]))  # fmt: skip
-    return tables
+    blind = blind_table(report)
+    if blind:
+        tables.append(blind)
+    paired = paired_table(report)
+    return [tables[0], paired, *tables[1:]] if paired else tables
+
+
+def blind_table(report: Report) -> Table | None:
+    """Text-only (blind) runs against chance, per sub-score and benchmark column (:mod:`fsc_clip.evaluation.blind`)."""
+    from fsc_clip.evaluation.blind import FAR_ABOVE_CHANCE, blind_flags
+
+    rows = []
+    for r in report.rows:
+        for record in r.records.values():
+            counts = record.get("counts") or {}
+            for f in blind_flags(record):
+                ci = f"[{fmt(f.ci[0])}, {fmt(f.ci[1])}]" if f.ci else "-"
+                n = counts.get(f.key, sum(counts.values()) if f.key == f.benchmark else None)
+                same = "-" if f.same_words is None else f"{f.same_words} / {n}" if n else str(f.same_words)
+                rows.append([_label(r), f.key, fmt(f.score), ci, fmt(f.chance), fmt(f.margin, True), same,
+                             "FAR ABOVE CHANCE" if f.far_above else ""])  # fmt: skip
+            info = (record.get("extra") or {}).get("blind") or {}
+            if info.get("status") == "not_applicable":  # N/A for a blind model: say why, and its same-word items
+                same_items = info.get("same_words_items") or {}
+                rows.append([_label(r), record["benchmark"], "N/A", "-", "-", "-",
+                             str(sum(same_items.values())) if same_items else "-",
+                             f"N/A: {info.get('reason', '')}"])  # fmt: skip
+    if not rows:
+        return None
+    note = (
+        f"Runs of a text-only model (`fsc-clip eval --blind`), which ranks the captions without the image. FAR ABOVE "
+        f"CHANCE: more than {FAR_ABOVE_CHANCE:.0f} points above chance (100 / number of candidates) and the 95 % "
+        "interval entirely above chance: the text alone tells the right caption there, so that (sub-)benchmark "
+        "measures language priors as much as vision-language understanding. same-word items: items whose right "
+        "and wrong captions have the same words in another order (a word-order-blind model cannot solve them; "
+        "ties count as failures)."
+    )
+    header = ["run", "sub-score", "blind", "95 % CI", "chance", "blind - chance", "same-word items", "flag"]
+    return Table("Text-only (blind) baselines vs chance", header, rows, note)
 
 
 def summary_records(report: Report) -> list[dict[str, Any]]:
@@ -264,6 +439,12 @@ def summary_records(report: Report) -> list[dict[str, Any]]:
         rec["zs_tasks"] = sum(k.startswith(ZS_PREFIX) for k in r.subscores) if not r.published else None
         for c in report.headlines:
             rec[f"delta_{c}"] = report.delta(r, c)
+        for c in report.columns:  # 95 % intervals, and the paired interval of the delta (None: not available)
+            ci, p = r.ci.get(c), r.paired.get(c)
+            rec[f"ci_lo_{c}"], rec[f"ci_hi_{c}"] = (ci[0], ci[1]) if ci else (None, None)
+            if report.baseline and c in report.headlines:
+                rec[f"delta_{c}_ci_lo"], rec[f"delta_{c}_ci_hi"] = (p["ci"][0], p["ci"][1]) if p else (None, None)
+                rec[f"delta_{c}_significant"] = p["significant"] if p else None
         out.append(rec)
     return out
 
@@ -271,11 +452,12 @@ def summary_records(report: Report) -> list[dict[str, Any]]:
 # ----- writing ------------------------------------------------------------------------------------------------
 def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
     header = list(dict.fromkeys(k for rec in records for k in rec))
-    with path.open("w", newline="", encoding="utf-8") as fh:
-        w = csv.DictWriter(fh, fieldnames=header)
-        w.writeheader()
-        for rec in records:
-            w.writerow({k: ("" if v is None else v) for k, v in rec.items()})
+    buffer = io.StringIO(newline="")
+    w = csv.DictWriter(buffer, fieldnames=header)
+    w.writeheader()
+    for rec in records:
+        w.writerow({k: ("" if v is None else v) for k, v in rec.items()})
+    write_bytes(path, buffer.getvalue().encode("utf-8"))  # bytes: the csv module's \r\n stays as written
 
 
 def make_plots(report: Report, plot_dir: Path) -> dict[str, Path]:
@@ -290,7 +472,7 @@ def make_plots(report: Report, plot_dir: Path) -> dict[str, Path]:
         for r in report.rows:
             x, y = r.columns.get(x_col), r.columns.get(y_col)
             if x is not None and y is not None:
-                points.append(Point(r.name, x, y, r.published))
+                points.append(Point(r.name, x, y, r.published, r.ci.get(x_col), r.ci.get(y_col)))
     scatter = scatter_plot(
         points,
         plot_dir / "comp_vs_zs.png",
@@ -301,7 +483,9 @@ def make_plots(report: Report, plot_dir: Path) -> dict[str, Path]:
     cats = [*report.benchmarks, *report.headlines]
     runs = [r for r in report.rows if not r.published] or report.rows
     series = {r.name: [r.columns.get(c) for c in cats] for r in runs}
-    bars = bar_plot(cats, series, plot_dir / "benchmarks.png", f"Per-benchmark scores ({report.profile})")
+    intervals = {r.name: [r.ci.get(c) for c in cats] for r in runs}
+    title = f"Per-benchmark scores ({report.profile}; error bars: 95 % bootstrap intervals)"
+    bars = bar_plot(cats, series, plot_dir / "benchmarks.png", title, intervals)
     return {"scatter": scatter, "bars": bars}
 
 
@@ -356,9 +540,12 @@ def render_html(report: Report, tables: list[Table], plots: dict[str, Path]) -> 
 
 
 def write_report(report: Report, output_dir: str | Path) -> dict[str, Path]:
-    """Write the CSVs, Markdown, HTML and plots into ``output_dir``; returns ``{kind: path}``."""
-    out = Path(output_dir).expanduser()
-    out.mkdir(parents=True, exist_ok=True)
+    """Write the CSVs, Markdown, HTML and plots into ``output_dir``; returns ``{kind: path}``.
+
+    Every file is written atomically (a temporary file renamed over the target): an interrupted or failed write
+    (disk full) leaves the previous file intact and raises :class:`~fsc_clip.errors.OutputError` naming it.
+    """
+    out = ensure_writable_dir(Path(output_dir).expanduser(), "report output folder")
     files = {"summary_csv": out / "summary.csv", "subscores_csv": out / "subscores.csv",
              "markdown": out / "report.md", "html": out / "report.html"}  # fmt: skip
     _write_csv(files["summary_csv"], summary_records(report))
@@ -367,7 +554,7 @@ def write_report(report: Report, output_dir: str | Path) -> dict[str, Path]:
                                         for r in report.rows])  # fmt: skip
     plots = make_plots(report, out / "plots")
     tables = report_tables(report)
-    files["markdown"].write_text(render_markdown(report, tables, plots, out), encoding="utf-8")
-    files["html"].write_text(render_html(report, tables, plots), encoding="utf-8")
+    write_text(files["markdown"], render_markdown(report, tables, plots, out))
+    write_text(files["html"], render_html(report, tables, plots))
     files.update({f"plot_{k}": p for k, p in plots.items()})
     return files

@@ -6,6 +6,12 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from fsc_clip.config import ConfigError
+from fsc_clip.registry import Registry
+
+#: name -> builder(cfg: LossConfig, rank: int, world_size: int) -> FSCCLIPLoss-compatible module. The registry
+#: lives here, next to the config that validates names against it, so that this module never imports the factory
+#: (which imports the config): the builders register in ``factory.py``, loaded on the first lookup.
+LOSSES: Registry[Any] = Registry("loss", lazy_modules=("fsc_clip.losses.factory",))
 
 # The authors' command-line defaults (argparse in their training/params.py). Their store_true flags
 # default to off, so a translated command that omits --apply-global-neg-loss must start from these,
@@ -56,8 +62,6 @@ class LossConfig:
     sim_sparsify: bool = False
 
     def __post_init__(self) -> None:
-        from fsc_clip.losses.factory import LOSSES
-
         if self.loss_name not in LOSSES:
             raise ConfigError(f"loss_name: {self.loss_name!r} is not one of {LOSSES.names()}")
         if self.neg_loss_name not in ("cross_entropy", "focal_loss"):

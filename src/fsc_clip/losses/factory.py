@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 from fsc_clip.config import ConfigError, from_dict
-from fsc_clip.losses.config import LossConfig
+from fsc_clip.losses.config import LOSSES, LossConfig
 from fsc_clip.losses.fsc import FSCCLIPLoss
-from fsc_clip.registry import Registry
 
-#: name -> builder(cfg: LossConfig, rank: int, world_size: int) -> FSCCLIPLoss-compatible module.
-LOSSES: Registry[Callable[..., FSCCLIPLoss]] = Registry("loss")
+__all__ = ["LOSSES", "build_loss", "list_loss_lines"]
 
 
 def _common(cfg: LossConfig, rank: int, world_size: int) -> dict[str, Any]:

@@ -1,6 +1,6 @@
 """Global and dense (per-patch, per-token) features from an unmodified open_clip model, in one pass.
 
-Dense tokens are what the local hard-negative loss needs (METHOD.md §1):
+Dense tokens are what the local hard-negative loss needs (FSC-CLIP paper, section 3; docs/losses.md):
 - patch tokens: the ViT's last block output after ``ln_post``, CLS excluded, projected by ``visual.proj``;
 - text tokens: the text transformer's last block output after ``ln_final``, projected by
   ``text_projection``; mask = not padding and not start-of-text (end-of-text kept).
@@ -18,7 +18,7 @@ False) so that loss inputs keep a fixed shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, overload
 
 import torch
 import torch.nn.functional as F
@@ -78,6 +78,18 @@ def _project(tokens: Tensor, proj: torch.nn.Module | Tensor | None) -> Tensor:
 def logit_scale_of(model: torch.nn.Module) -> Tensor:
     """exp(logit_scale) clamped at 100, as open_clip's training does."""
     return _unwrap(model).logit_scale.exp().clamp(max=MAX_LOGIT_SCALE)
+
+
+@overload
+def trim_tokens(tokens: Tensor, /, *, pad_id: int = 0) -> tuple[Tensor]: ...
+
+
+@overload
+def trim_tokens(tokens: Tensor, other: Tensor | None, /, *, pad_id: int = 0) -> tuple[Tensor, Tensor | None]: ...
+
+
+@overload
+def trim_tokens(*token_tensors: Tensor | None, pad_id: int = 0) -> tuple[Tensor | None, ...]: ...
 
 
 def trim_tokens(*token_tensors: Tensor | None, pad_id: int = 0) -> tuple[Tensor | None, ...]:

@@ -8,7 +8,7 @@ every code path that reads the weight — MHA's fused path, ``F.conv2d`` of the 
 ``nn.Parameter`` matrices, not layers: they stay frozen and untouched (dense token projection in
 :func:`fsc_clip.models.encode` keeps working).
 
-Targets (METHOD.md §3, the reference recipe): every ``nn.Linear`` (MLPs, attention output
+Targets (the authors' LoRA recipe, ytaek-oh/fsc-clip lora_utils): every ``nn.Linear`` (MLPs, attention output
 projections), the patch-embedding ``Conv2d`` and the attention in-projections of both towers, the
 latter with one rank-r adapter per q/k/v block.
 """

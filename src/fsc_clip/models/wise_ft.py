@@ -8,10 +8,7 @@ plus ``α·ΔW``: the adapters are scaled toward zero and merged.
 from __future__ import annotations
 
 import copy
-import os
-import tempfile
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -83,10 +80,14 @@ def wise_ft(
 
     Raises:
         ModelLoadError: no starting point known, or the two models do not match.
+        OutputError: an output folder cannot be written (checked before any model is loaded).
     """
+    from fsc_clip.fileio import ensure_writable_dir
     from fsc_clip.models import load_model
-    from fsc_clip.models.checkpoint import read_checkpoint
+    from fsc_clip.models.checkpoint import read_checkpoint, write_run_checkpoint
 
+    for folder in dict.fromkeys(Path(out).parent for out in outputs):
+        ensure_writable_dir(folder, "WiSE-FT output folder")
     ckpt = read_checkpoint(finetuned)
     meta = dict(ckpt.meta or {})
     name = model or meta.get("name")
@@ -106,10 +107,12 @@ def wise_ft(
     written = []
     for alpha, out in zip(alphas, outputs):
         state = lora_wise_ft(ft, alpha).state_dict() if lora else interpolate(pre_state, ft_state, alpha)
+        model_meta = {**meta, "name": name, "pretrained": base_spec, "lora": None}
+        model_meta.setdefault("quick_gelu", bool(quick_gelu))
         record = {
             "format": "fsc-clip",
             "format_version": 1,
-            "model": {**meta, "name": name, "pretrained": base_spec, "lora": None},
+            "model": model_meta,
             "state_dict": state,
             "config": {
                 "wise_ft": {"finetuned": str(ckpt.path.resolve()), "pretrained": base_spec, "alpha": float(alpha)},
@@ -118,19 +121,5 @@ def wise_ft(
             "epoch": int(ckpt.extra.get("epoch", 0) or 0),
             "step": int(ckpt.extra.get("step", 0) or 0),
         }
-        record["model"].setdefault("quick_gelu", bool(quick_gelu))
-        written.append(_atomic_save(record, Path(out)))
+        written.append(write_run_checkpoint(out, record))  # atomic, with its sha256
     return written
-
-
-def _atomic_save(obj: Any, path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path

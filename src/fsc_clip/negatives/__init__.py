@@ -1,4 +1,4 @@
-"""Hard-negative captions (METHOD.md §5): NegCLIP swap, WordNet replace, n-gram shuffle, rule-based svlc.
+"""Hard-negative captions: NegCLIP swap, WordNet replace, n-gram shuffle, rule-based svlc.
 
 Public API::
 
@@ -20,14 +20,20 @@ import random
 from collections.abc import Sequence
 from functools import lru_cache
 
-from fsc_clip.negatives.base import GENERATORS, Generator, get_generator, propose
+from fsc_clip.negatives.base import get_generator, propose_counted
+from fsc_clip.negatives.generator import GENERATORS, Generator
 from fsc_clip.negatives.parse import PARSE_CACHE, Parsed
 from fsc_clip.negatives.resources import RESOURCE_DIR
+from fsc_clip.negatives.stats import NegativeStats
+from fsc_clip.negatives.window import DEFAULT_CONTEXT_LENGTH, ContextWindow
 from fsc_clip.registry import UnknownNameError
 
 __all__ = [
+    "DEFAULT_CONTEXT_LENGTH",
     "GENERATORS",
+    "ContextWindow",
     "Generator",
+    "NegativeStats",
     "Parsed",
     "generate_candidates",
     "generate_negatives",
@@ -82,6 +88,8 @@ def generate_negatives(
     seed: int = 0,
     epoch: int = 0,
     indices: Sequence[int] | None = None,
+    context_length: int | None = DEFAULT_CONTEXT_LENGTH,
+    stats: NegativeStats | None = None,
 ) -> tuple[list[list[str | None]], list[str]]:
     """One hard negative per caption and type.
 
@@ -92,10 +100,14 @@ def generate_negatives(
         epoch: Epoch; fresh randomness each epoch.
         indices: Dataset index of each caption (default ``range(B)``); the randomness of caption ``i``
             depends only on ``(seed, epoch, indices[i])``.
+        context_length: Token slots of the text encoder (77 for CLIP; ``None``: unlimited). Edits are made within
+            the visible tokens, and a negative that would differ only beyond them is ``None``.
+        stats: Counts to update (captions without a type, negatives hidden by the context window).
 
     Returns:
         ``(negatives, types)``: ``negatives[i][k]`` (B x K) is a string that differs from caption ``i`` after
-        normalisation, or ``None`` when type ``types[k]`` cannot apply; the mask is ``negatives[i][k] is not None``.
+        normalisation and within the context window, or ``None`` when type ``types[k]`` cannot apply; the mask is
+        ``negatives[i][k] is not None``.
     """
     types = style_types(style)
     if indices is None:
@@ -103,35 +115,53 @@ def generate_negatives(
     if len(indices) != len(captions):
         raise ValueError(f"indices has {len(indices)} entries for {len(captions)} captions")
     generators = [get_generator(t) for t in types]
+    window = ContextWindow(context_length)
     parsed = PARSE_CACHE.parse(list(captions))
     out: list[list[str | None]] = []
     for doc, index in zip(parsed, indices):
         row: list[str | None] = []
         for name, gen in zip(types, generators):
-            found = propose(gen, doc, _rng(seed, epoch, int(index), name), k=1)
-            row.append(found[0] if found else None)
+            found = propose_counted(gen, doc, _rng(seed, epoch, int(index), name), k=1, window=window)
+            row.append(found.candidates[0] if found.candidates else None)
+            if stats is not None:
+                stats.count(name, bool(found.candidates), found.hidden > 0)
         out.append(row)
+    if stats is not None:
+        stats.add_captions(len(out))
+        stats.context_length = context_length
     return out, types
 
 
 def generate_candidates(
-    captions: Sequence[str], style: str = "fsc-clip", per_type: int = 4, seed: int = 0
+    captions: Sequence[str],
+    style: str = "fsc-clip",
+    per_type: int = 4,
+    seed: int = 0,
+    context_length: int | None = DEFAULT_CONTEXT_LENGTH,
+    stats: NegativeStats | None = None,
 ) -> list[dict[str, list[str]]]:
     """Up to ``per_type`` distinct candidates per type for each caption (what ``fsc-clip negatives`` stores).
 
     The randomness of a caption derives from ``(seed, caption text)``, so a caption gets the same candidates
-    whatever its position in the file, the chunking or the number of workers.
+    whatever its position in the file, the chunking or the number of workers. ``context_length`` and ``stats`` as in
+    :func:`generate_negatives`.
     """
     types = style_types(style)
     generators = [get_generator(t) for t in types]
-    parsed = PARSE_CACHE.parse(list(captions))
-    return [
-        {
-            name: propose(gen, doc, _rng(seed, "precompute", doc.text, name), k=per_type)
-            for name, gen in zip(types, generators)
-        }
-        for doc in parsed
-    ]
+    window = ContextWindow(context_length)
+    out = []
+    for doc in PARSE_CACHE.parse(list(captions)):
+        entry = {}
+        for name, gen in zip(types, generators):
+            found = propose_counted(gen, doc, _rng(seed, "precompute", doc.text, name), k=per_type, window=window)
+            entry[name] = found.candidates
+            if stats is not None:
+                stats.count(name, bool(found.candidates), found.hidden > 0)
+        out.append(entry)
+    if stats is not None:
+        stats.add_captions(len(out))
+        stats.context_length = context_length
+    return out
 
 
 def list_style_lines() -> list[str]:

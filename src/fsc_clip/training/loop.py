@@ -10,9 +10,9 @@ from __future__ import annotations
 import contextlib
 import functools
 import itertools
+import logging
 import random
 import time
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,9 +22,11 @@ import torch
 import yaml
 
 from fsc_clip.config import ConfigError, to_dict
+from fsc_clip.errors import UserError
+from fsc_clip.fileio import write_text
 from fsc_clip.training import hooks
 from fsc_clip.training.checkpoint import (
-    load_checkpoint,
+    load_newest_valid,
     resolve_resume,
     rng_state,
     save_checkpoint,
@@ -40,18 +42,32 @@ from fsc_clip.training.distributed import (
     init_distributed,
     main_rank_first,
 )
-from fsc_clip.training.logger import RunLogger
+from fsc_clip.training.logger import RunLogger, trim_metrics
 from fsc_clip.training.optim import build_optimizer, lr_at, set_lr
+from fsc_clip.training.rundir import check_resume_config, prepare_run_dir
 from fsc_clip.training.step import FeatureEncoder, StepContext, iter_groups, train_step
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass
 class Position:
-    """Where the run stands: ``epoch`` in progress, loader batches of it consumed, optimizer steps done."""
+    """Where the run stands: epochs finished (= 0-based epoch in progress), its loader batches consumed, steps done.
+
+    Internal and 0-based; whatever the user sees (console, ``metrics.jsonl``, ``epoch_N.pt``) numbers epochs
+    from 1, see :func:`describe_position`.
+    """
 
     epoch: int = 0
     batch_in_epoch: int = 0
     step: int = 0
+
+
+def describe_position(pos: Position) -> str:
+    """The position in user-facing (1-based) epoch numbers."""
+    if pos.batch_in_epoch == 0:
+        return f"epoch {pos.epoch} finished, step {pos.step}; continuing with epoch {pos.epoch + 1}"
+    return f"in epoch {pos.epoch + 1} after {pos.batch_in_epoch} of its batches, step {pos.step}"
 
 
 def seed_everything(seed: int) -> None:
@@ -85,8 +101,29 @@ def run_dir_for(cfg: TrainConfig, info: DistInfo) -> Path:
         if cfg.resume == "auto":
             raise ConfigError("--resume auto needs a fixed run name: pass --name (or set name: in the config)")
         stamp = time.strftime("%Y%m%d-%H%M%S")
-        name = broadcast_object(f"{stamp}-{cfg.loss.loss_name}-{cfg.model.name.replace('/', '_')}", info)
+        name = str(broadcast_object(f"{stamp}-{cfg.loss.loss_name}-{cfg.model.name.replace('/', '_')}", info))
     return Path(cfg.output) / name
+
+
+def checked_run_dir(cfg: TrainConfig, info: DistInfo) -> Path:
+    """The run folder, checked on the main rank before any work (writable; not an existing run unless
+    ``resume``/``overwrite``); every rank raises the same error if the check fails."""
+    run_dir = run_dir_for(cfg, info)
+    outcome: tuple[str, str] | None = None
+    if info.is_main:
+        try:
+            message = prepare_run_dir(run_dir, cfg.output, cfg.resume, cfg.overwrite)
+            outcome = ("ok", message or "")
+        except UserError as err:
+            outcome = ("error", str(err))
+    shared = broadcast_object(outcome, info)
+    assert isinstance(shared, tuple)
+    status, text = str(shared[0]), str(shared[1])
+    if status == "error":
+        raise ConfigError(text)
+    if text:
+        logger.warning(text)
+    return run_dir
 
 
 def build_model(cfg: TrainConfig, device: torch.device) -> tuple[Any, dict[str, Any] | None]:
@@ -140,8 +177,9 @@ class _Trainer:
         from fsc_clip.losses import build_loss
 
         self.cfg, self.info = cfg, info
-        self.run_dir = run_dir_for(cfg, info)
+        self.run_dir = checked_run_dir(cfg, info)  # before the (slow) model load: fail fast on a bad folder
         self.ckpt_dir = self.run_dir / "checkpoints"
+        resume_from = self._find_resume()  # also before the model load: a damaged or mismatched run fails fast
         seed_everything(cfg.seed)  # identical initial weights on every rank (and across world sizes)
         with main_rank_first(info):  # a first download of pretrained weights happens once
             self.lm, self.lora = build_model(cfg, info.device)
@@ -171,15 +209,16 @@ class _Trainer:
         self.optimizer = build_optimizer(self.lm.model, cfg.optim)
         fp16_scaler = cfg.optim.precision == "amp" and info.device.type == "cuda"
         self.scaler = torch.amp.GradScaler(info.device.type, enabled=fp16_scaler)
-        self.pos, self.pending_rng = self._maybe_resume()
+        self.pos, self.pending_rng = self._apply_resume(resume_from)
         self.ctx = self._step_context()
         self.skipped = 0
 
     def _check_negatives(self) -> None:
         if self.loss_fn.needs_negatives and not list(getattr(self.loader, "negative_types", []) or []):
             raise ConfigError(
-                f"loss {self.cfg.loss.loss_name!r} needs hard negatives but the data has none: set data.negatives "
-                "(e.g. --add-random-text-hard-negatives fsc-clip) or data.precomputed_negatives"
+                f"loss {self.cfg.loss.loss_name!r} needs hard negatives but {self.cfg.data.train_data} has none: "
+                "add --add-random-text-hard-negatives fsc-clip (generated online) or --precomputed-negatives FILE, "
+                "or train without negatives with --loss-name clip"
             )
 
     def _step_context(self) -> StepContext:
@@ -203,11 +242,23 @@ class _Trainer:
         )
 
     # ----------------------------------------------------------------------------------- resume / save
-    def _maybe_resume(self) -> tuple[Position, dict[str, Any] | None]:
-        path = resolve_resume(self.cfg.resume, self.run_dir)
-        if path is None:
+    def _find_resume(self) -> tuple[Path, dict[str, Any], bool] | None:
+        """The newest valid checkpoint to resume from (None: fresh start), checked against this run's settings."""
+        candidates = resolve_resume(self.cfg.resume, self.run_dir)
+        if not candidates:
+            return None
+        path, ckpt, rejected = load_newest_valid(candidates)
+        if self.info.is_main:
+            for reason in rejected:
+                logger.warning("Checkpoint rejected: %s", reason)
+        check_resume_config(path, ckpt.get("config"), to_dict(self.cfg))
+        return path, ckpt, bool(rejected)
+
+    def _apply_resume(self, found: tuple[Path, dict[str, Any], bool] | None) -> tuple[Position, dict[str, Any] | None]:
+        """Load the model, optimizer and scaler states; returns the position and this rank's RNG state."""
+        if found is None:
             return Position(), None
-        ckpt = load_checkpoint(path)
+        path, ckpt, fallback = found
         self.lm.model.load_state_dict(ckpt["state_dict"])
         self.optimizer.load_state_dict(ckpt["optimizer"])
         if ckpt.get("scaler"):
@@ -217,13 +268,14 @@ class _Trainer:
         if int(ckpt.get("world_size", 1)) == self.info.world_size and ckpt.get("rng"):
             rng = ckpt["rng"][self.info.rank]
         elif self.info.is_main:
-            warnings.warn(
-                f"{path} was written by {ckpt.get('world_size')} process(es), now {self.info.world_size}: "
-                "RNG streams and the mid-epoch position are approximate.",
-                stacklevel=2,
+            logger.warning(
+                "%s was written by %s process(es), now %s: RNG streams and the mid-epoch position are approximate.",
+                path,
+                ckpt.get("world_size"),
+                self.info.world_size,
             )
         if self.info.is_main:
-            print(f"Resuming from {path} at epoch {pos.epoch}, step {pos.step}.", flush=True)
+            logger.info("Resuming from %s%s: %s.", path, " (fallback)" if fallback else "", describe_position(pos))
         return pos, rng
 
     def _save(self, epoch_file: int | None) -> None:
@@ -250,8 +302,8 @@ class _Trainer:
     def run(self) -> Path:
         cfg, info = self.cfg, self.info
         if info.is_main:
-            self.run_dir.mkdir(parents=True, exist_ok=True)
-            (self.run_dir / "config.yaml").write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False), encoding="utf-8")
+            write_text(self.run_dir / "config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
+            trim_metrics(self.run_dir / "metrics.jsonl", self.pos.step)  # drop a torn line and steps to be redone
         barrier(info)
         self.log = RunLogger(
             self.run_dir, info.is_main, self.total_steps, self.pos.step, cfg.logging.progress, cfg.logging.tensorboard
@@ -295,9 +347,9 @@ class _Trainer:
         if write:
             metrics = {k: v for k, v in (getattr(self.loss_fn, "metrics", None) or {}).items()}
             record = {**out, **metrics, "lr": base_lr, "skipped_samples": self.skipped}
-            self.log.step(pos.step, pos.epoch, record, write=True)
+            self.log.step(pos.step, pos.epoch + 1, record, write=True)  # user-facing epochs count from 1
         else:
-            self.log.step(pos.step, pos.epoch, {}, write=False)
+            self.log.step(pos.step, pos.epoch + 1, {}, write=False)
         every = cfg.checkpoint.every_n_steps
         if every and pos.step % every == 0 and pos.step < self.total_steps:
             self._save(epoch_file=None)

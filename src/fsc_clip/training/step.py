@@ -18,7 +18,7 @@ import contextlib
 import math
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -40,6 +40,15 @@ _BATCHED = (
 )
 
 
+class DeviceBatch(TypedDict):
+    """One micro-batch on the step's device (:func:`batch_to_device`)."""
+
+    images: torch.Tensor  # [B, 3, H, W]
+    texts: torch.Tensor  # [B, L]
+    neg_texts: torch.Tensor | None  # [B, K, L]; None when the loss uses no negatives or the batch has none
+    neg_mask: torch.Tensor | None  # [B, K]
+
+
 class NonFiniteLossError(UserError, RuntimeError):
     """The loss became NaN/inf on at least one rank; every rank raises it at the same step."""
 
@@ -54,11 +63,15 @@ class FeatureEncoder(nn.Module):
         super().__init__()
         self.model = model
 
-    def forward(self, images: torch.Tensor, texts: torch.Tensor, dense: bool) -> dict[str, torch.Tensor]:
+    def forward(self, images: torch.Tensor, texts: torch.Tensor, dense: bool) -> dict[str, torch.Tensor | None]:
         from fsc_clip.models import encode
 
         feats = encode(self.model, images=images, texts=texts, dense=dense)
-        out = {"image": feats.image, "text": feats.text, "logit_scale": feats.logit_scale}
+        out: dict[str, torch.Tensor | None] = {
+            "image": feats.image,
+            "text": feats.text,
+            "logit_scale": feats.logit_scale,
+        }
         if dense:
             out.update(image_tokens=feats.image_tokens, text_tokens=feats.text_tokens, text_mask=feats.text_mask)
         return out
@@ -81,16 +94,18 @@ class StepContext:
     params: list[nn.Parameter] = field(default_factory=list)
 
 
-def batch_to_device(batch: Any, device: torch.device, use_negatives: bool) -> dict[str, torch.Tensor | None]:
+def batch_to_device(batch: Any, device: torch.device, use_negatives: bool) -> DeviceBatch:
     """Move the tensors a step needs to ``device`` (negatives only when the loss uses them)."""
-    moved = {"images": batch.images.to(device, non_blocking=True), "texts": batch.texts.to(device, non_blocking=True)}
     has_negs = use_negatives and batch.neg_texts is not None
-    moved["neg_texts"] = batch.neg_texts.to(device, non_blocking=True) if has_negs else None
-    moved["neg_mask"] = batch.neg_mask.to(device, non_blocking=True) if has_negs else None
-    return moved
+    return {
+        "images": batch.images.to(device, non_blocking=True),
+        "texts": batch.texts.to(device, non_blocking=True),
+        "neg_texts": batch.neg_texts.to(device, non_blocking=True) if has_negs else None,
+        "neg_mask": batch.neg_mask.to(device, non_blocking=True) if has_negs else None,
+    }
 
 
-def encode_batch(ctx: StepContext, mb: dict[str, torch.Tensor | None]) -> dict[str, torch.Tensor]:
+def encode_batch(ctx: StepContext, mb: DeviceBatch) -> dict[str, torch.Tensor | None]:
     """Encode one micro-batch and arrange the features as the loss's keyword arguments."""
     texts, neg_texts = mb["texts"], mb["neg_texts"]  # [B, L], [B, K, L] | None
     n, k = texts.shape[0], 0 if neg_texts is None else neg_texts.shape[1]
@@ -118,6 +133,8 @@ def encode_batch(ctx: StepContext, mb: dict[str, torch.Tensor | None]) -> dict[s
 
 def _total(terms: dict[str, torch.Tensor], inject_nan: bool) -> torch.Tensor:
     total = sum(terms.values())
+    if not isinstance(total, torch.Tensor):  # sum() of no terms is the int 0
+        raise TypeError(f"the loss returned no tensor terms ({sorted(terms)}); nothing to backpropagate")
     if inject_nan:  # test hook (FSC_CLIP_TEST_NAN_AT_STEP), see fsc_clip.training.hooks
         total = total * float("nan")
     return total
@@ -153,7 +170,7 @@ def compute_gradients(ctx: StepContext, micro_batches: Sequence[Any], inject_nan
 
 
 def _accumulated_backward(
-    ctx: StepContext, mbs: list[dict[str, torch.Tensor | None]], inject_nan: bool
+    ctx: StepContext, mbs: list[DeviceBatch], inject_nan: bool
 ) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
     """Contrastive-correct accumulation (see the module docstring)."""
     with torch.no_grad(), ctx.autocast():
@@ -161,12 +178,13 @@ def _accumulated_backward(
     n = len(mbs)
     for j, mb in enumerate(mbs):
         # Gradients are synchronised across ranks only on the last micro-batch.
-        sync = contextlib.nullcontext() if j == n - 1 or not hasattr(ctx.encoder, "no_sync") else ctx.encoder.no_sync()
+        no_sync = getattr(ctx.encoder, "no_sync", None)  # DDP's; a plain module has none
+        sync = contextlib.nullcontext() if j == n - 1 or no_sync is None else no_sync()
         with sync:
             with ctx.autocast():
                 fresh = encode_batch(ctx, mb)
                 inputs = _splice(cached, fresh, j)
-                scale = fresh["logit_scale"]
+                scale = inputs["logit_scale"]  # = fresh["logit_scale"] (not batched: _splice passes it through)
                 inputs["logit_scale"] = scale / n + (scale - scale / n).detach()  # value s, gradient 1/A
                 terms = ctx.loss_fn(**inputs)
                 total = _total(terms, inject_nan)

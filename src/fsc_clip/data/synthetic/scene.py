@@ -48,6 +48,16 @@ class Scene:
         }
 
 
+HALVES = ("left", "right", "top", "bottom")
+"""Absolute places a training caption may state ("a red circle in the left half"): the half of the grid."""
+
+
+def in_half(obj: SceneObject, half: str, grid: int = 4) -> bool:
+    """Whether ``obj``'s cell lies in ``half`` of a ``grid`` x ``grid`` layout."""
+    axis, low = {"left": ("col", True), "right": ("col", False), "top": ("row", True), "bottom": ("row", False)}[half]
+    return (getattr(obj, axis) < grid // 2) == low
+
+
 @dataclass(frozen=True)
 class Mention:
     """An object phrase; ``None`` attributes are not said (the shape is always said)."""
@@ -55,21 +65,24 @@ class Mention:
     shape: str
     color: str | None = None
     size: str | None = None
+    half: str | None = None  # "in the left half" etc. (training captions only, see WorldConfig.p_half)
 
-    def matches(self, obj: SceneObject) -> bool:
+    def matches(self, obj: SceneObject, grid: int = 4) -> bool:
         """Whether ``obj`` has every attribute this mention states."""
         return (
             obj.shape == self.shape
             and (self.color is None or obj.color == self.color)
             and (self.size is None or obj.size == self.size)
+            and (self.half is None or in_half(obj, self.half, grid))
         )
 
     def phrase(self, article: str = "a") -> str:
-        """Surface form, e.g. ``"a small red circle"`` / ``"an orange square"`` / ``"the red circle"``."""
+        """Surface form, e.g. ``"a small red circle"`` / ``"an orange square in the left half"``."""
         words = [w for w in (self.size, self.color, self.shape) if w]
         if article == "a" and words[0][0] in "aeiou":
             article = "an"
-        return " ".join([article, *words]) if article else " ".join(words)
+        where = [f"in the {self.half} half"] if self.half else []
+        return " ".join([article, *words, *where]) if article else " ".join([*words, *where])
 
 
 @dataclass(frozen=True)
@@ -108,7 +121,7 @@ def holds(statement: Statement, scene: Scene, vocab: Vocab, strict: bool = True)
     if n > len(objs):
         return False
     for assign in itertools.permutations(range(len(objs)), n):
-        if not all(m.matches(objs[k]) for m, k in zip(statement.mentions, assign)):
+        if not all(m.matches(objs[k], vocab.grid) for m, k in zip(statement.mentions, assign)):
             continue
         if all(relation_holds(objs[assign[i]], r, objs[assign[j]], vocab, strict) for i, r, j in statement.relations):
             return True
@@ -159,11 +172,23 @@ def aligned_pairs(scene: Scene, vocab: Vocab) -> list[tuple[int, str, int]]:
     return out
 
 
-def mention_of(obj: SceneObject, rng: np.random.Generator, p_color: float = 1.0, p_size: float = 0.5) -> Mention:
-    """A true mention of ``obj``; color and size are said with the given probabilities."""
+def mention_of(
+    obj: SceneObject,
+    rng: np.random.Generator,
+    p_color: float = 1.0,
+    p_size: float = 0.5,
+    p_half: float = 0.0,
+    grid: int = 4,
+) -> Mention:
+    """A true mention of ``obj``; color, size and (when ``p_half`` > 0) its half of the grid are said with the given
+    probabilities. ``p_half`` = 0 draws nothing more, so captions made without it keep their exact random stream."""
     color = obj.color if rng.random() < p_color else None
     size = obj.size if rng.random() < p_size else None
-    return Mention(shape=obj.shape, color=color, size=size)
+    half = None
+    if p_half > 0 and rng.random() < p_half:
+        axis = int(rng.integers(2))  # left/right or top/bottom; then the side the object is on
+        half = HALVES[2 * axis] if in_half(obj, HALVES[2 * axis], grid) else HALVES[2 * axis + 1]
+    return Mention(shape=obj.shape, color=color, size=size, half=half)
 
 
 # ----------------------------------------------------------------------------------------------- text
@@ -227,6 +252,7 @@ def describe(
     p_color: float = 1.0,
     p_size: float = 0.5,
     max_mentions: int | None = None,
+    p_half: float = 0.0,
 ) -> Statement:
     """A random true statement about ``scene`` (all objects mentioned unless ``max_mentions``).
 
@@ -244,7 +270,7 @@ def describe(
     else:
         order = [int(k) for k in rng.permutation(n)[:n_mention]]
         relations = ()
-    mentions = tuple(mention_of(scene.objects[k], rng, p_color, p_size) for k in order)
+    mentions = tuple(mention_of(scene.objects[k], rng, p_color, p_size, p_half, vocab.grid) for k in order)
     return Statement(mentions=mentions, relations=relations)
 
 

@@ -24,11 +24,12 @@ from fsc_clip.data.synthetic.render import render_scene
 from fsc_clip.data.synthetic.vocab import Vocab, load_vocab
 
 WORLD_FORMAT = "fsc-clip-synthetic-world"
-WORLD_VERSION = 1
+WORLD_VERSION = 2  # 2: train/negatives_world.jsonl (world-grammar replacements)
 
 # Stable ids of the random streams (never renumber: they are part of the seed contract).
 _STREAMS = {"train": 1, "sugarcrepe": 2, "winoground": 3, "aro_relation": 4, "aro_attribution": 5}
 _STREAMS.update({"zeroshot_shape": 6, "zeroshot_color": 7, "zeroshot_count": 8, "retrieval": 9})
+_STREAMS["train_replace"] = 10
 
 SCENES_FILE = "scenes.jsonl"  # one scene graph per written image: {"image": <path from root>, "objects": [...]}
 
@@ -36,6 +37,7 @@ SCENES_FILE = "scenes.jsonl"  # one scene graph per written image: {"image": <pa
 LAYOUT = {
     "train_tsv": "train/train_neg_clip.tsv",
     "train_images": "train/images",
+    "train_negatives": "train/negatives_world.jsonl",
     "sugarcrepe": "sugarcrepe",
     "winoground": "winoground",
     "aro": "aro",
@@ -58,6 +60,10 @@ class WorldConfig:
         p_relation: Probability that a training caption states a spatial relation (when possible).
         p_color: Probability that a training caption states an object's color.
         p_size: Probability that a training caption states an object's size.
+        p_half: Probability that a training caption states an object's half of the image ("in the left half"), as
+            real captions sometimes say where things are. It makes contrastive pre-training keep where each object
+            is in the image embedding (without it a linear probe finds no left/right order there), so that the
+            relations hard negatives teach can be learned in a short fine-tuning. Test sets never say it.
         n_sugarcrepe: Items per SugarCrepe subset (7 subsets).
         n_winoground: Winoground 2x2 examples.
         n_aro: Items per ARO subset (VG-Relation, VG-Attribution).
@@ -74,6 +80,7 @@ class WorldConfig:
     p_relation: float = 0.8
     p_color: float = 0.5
     p_size: float = 0.5
+    p_half: float = 0.0
     n_sugarcrepe: int = 200
     n_winoground: int = 150
     n_aro: int = 400
@@ -132,34 +139,79 @@ def _negclip_negatives(w: _World, st: sc.Statement, scene: sc.Scene, rng: np.ran
     return out
 
 
+REPLACE_KINDS = ("replace_att", "replace_obj", "replace_rel")
+"""World-grammar replacements of the fine-tuning JSONL (type ``replace``): the world's own words, never WordNet's."""
+
+
+def _realize_like(w: _World, neg: sc.Statement, st: sc.Statement, template: str, rel_index: int, rng) -> str:
+    """``neg`` in the caption's own wording when the template family allows it (so only the edit differs)."""
+    same = sc.template_kind(neg) == sc.template_kind(st)
+    return sc.realize(neg, template if same else sc.pick_wording(neg, w.vocab, rng)[0], w.vocab, rel_index)
+
+
+def _replacements(w: _World, st: sc.Statement, scene: sc.Scene, idx: int, template: str, rel_index: int):
+    """Replacement negatives of one training caption: ``[(statement, text)]``, each false for ``scene``."""
+    rng, out = w.rng("train_replace", idx), []
+    for kind in REPLACE_KINDS:
+        neg = sc.negative(kind, st, scene, w.vocab, rng)
+        if neg is not None:
+            out.append((neg, _realize_like(w, neg, st, template, rel_index, rng)))
+    return out
+
+
+def _write_replacements(w: _World, rows: list[tuple[str, sc.Scene, list[tuple[sc.Statement, str]]]]) -> int:
+    """``train/negatives_world.jsonl``: ``{"caption", "negatives": {"replace": [...]}}`` per distinct caption.
+
+    The fine-tuning loader joins this file to samples by caption text, so a negative is kept only if it is false
+    (even leniently) for every training image that has this caption, not only for the one it was made from.
+    """
+    scenes: dict[str, list[sc.Scene]] = {}
+    for title, scene, _ in rows:
+        scenes.setdefault(title, []).append(scene)
+    negatives: dict[str, list[str]] = {}
+    for title, _, reps in rows:
+        keep = negatives.setdefault(title, [])
+        for neg, text in reps:
+            false_everywhere = not any(sc.holds(neg, other, w.vocab, strict=False) for other in scenes[title])
+            if false_everywhere and text != title and text not in keep:
+                keep.append(text)
+    path = w.root / LAYOUT["train_negatives"]
+    with path.open("w", encoding="utf-8") as f:
+        for title, texts in negatives.items():
+            if texts:
+                f.write(json.dumps({"caption": title, "negatives": {"replace": texts}}) + "\n")
+    return sum(1 for t in negatives.values() if t)
+
+
 def write_train(w: _World) -> dict[str, Any]:
-    """``train/train_neg_clip.tsv`` + ``train/images``.
+    """``train/train_neg_clip.tsv`` + ``train/images`` + ``train/negatives_world.jsonl``.
 
     Columns as COCO's ``train_neg_clip.tsv``: ``filepath`` (relative to ``train/``), ``title`` (the caption)
     and ``neg_caption`` (a Python list literal of NegCLIP-style swap negatives, each false for the image).
+    The JSONL holds world-grammar replacements (attribute, object, relation) in the ``fsc-clip negatives`` layout.
     """
-    cfg, rows = w.cfg, []
+    cfg, rows, replace_rows = w.cfg, [], []
     for idx in w.items(cfg.n_train, "world: train"):
         rng = w.rng("train", idx)
         scene = sc.sample_scene(rng, w.vocab, w.n_objects(rng, cfg.train_objects))
-        st = sc.describe(scene, w.vocab, rng, cfg.p_relation, cfg.p_color, cfg.p_size)
+        st = sc.describe(scene, w.vocab, rng, cfg.p_relation, cfg.p_color, cfg.p_size, p_half=cfg.p_half)
         template, rel_index = sc.pick_wording(st, w.vocab, rng)
         title = sc.realize(st, template, w.vocab, rel_index)
         negs = []
         for neg in _negclip_negatives(w, st, scene, rng):
-            same = sc.template_kind(neg) == sc.template_kind(st)
-            text = sc.realize(neg, template if same else sc.pick_wording(neg, w.vocab, rng)[0], w.vocab, rel_index)
+            text = _realize_like(w, neg, st, template, rel_index, rng)
             if text != title and text not in negs:
                 negs.append(text)
         rel_path = f"images/train_{idx:06d}.png"
         w.save(scene, f"train/{rel_path}")
         rows.append((rel_path, title, repr(negs)))  # a Python list literal, as in COCO's file
+        replace_rows.append((title, scene, _replacements(w, st, scene, idx, template, rel_index)))
     path = w.root / LAYOUT["train_tsv"]
     with path.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f, delimiter="\t", lineterminator="\n")
         writer.writerow(["filepath", "title", "neg_caption"])
         writer.writerows(rows)
-    return {"train": len(rows)}
+    return {"train": len(rows), "train/replace_captions": _write_replacements(w, replace_rows)}
 
 
 def _sugarcrepe_item(w: _World, kind: str, idx: int) -> tuple[sc.Scene, str, str]:

@@ -2,12 +2,10 @@
 
 One module per benchmark family in this package; each registers its classes with
 ``@BENCHMARKS.register("name")``. Modules are imported on the first registry lookup (``lazy_modules``);
-a family module that is not present in this checkout is simply absent from the registry.
+a family module that is missing or fails to import is an error at that lookup, never silently dropped.
 """
 
 from __future__ import annotations
-
-import importlib.util
 
 from fsc_clip.registry import Registry
 
@@ -27,20 +25,15 @@ _FAMILIES = (
     "winoground",  # + colorswap
     "zeroshot",
     "retrieval",
+    "sugarcrepe_pp",  # compositional_2025
+    "bivlc",
+    "cola",
+    "negbench",
     "synthetic",
 )
 
 
-def _present(modules: tuple[str, ...]) -> tuple[str, ...]:
-    found = []
-    for mod in modules:
-        full = f"{__name__}.{mod}"
-        if importlib.util.find_spec(full) is not None:
-            found.append(full)
-    return tuple(found)
-
-
-BENCHMARKS: Registry = Registry("benchmark", lazy_modules=_present(_FAMILIES))
+BENCHMARKS: Registry = Registry("benchmark", lazy_modules=tuple(f"{__name__}.{m}" for m in _FAMILIES))
 
 __all__ = ["BENCHMARKS"]
 

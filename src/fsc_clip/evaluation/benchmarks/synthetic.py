@@ -140,6 +140,12 @@ class SyntheticZeroShot(ZeroShotBenchmark):
     def full(self, sub: str = "") -> str:
         return f"{self.name}::{sub or self._task}"
 
+    def check(self, data_root: str | Path) -> Path:
+        # The zero-shot layout check reads the task's spec, which comes from the world's files: read it first.
+        if self._task not in self._specs:
+            self._specs[self._task] = self._read_spec(data_root, self._task)
+        return super().check(data_root)
+
     def _read_spec(self, data_root: str | Path, task: str) -> ZeroShotTask:
         root = Path(data_root) / LAYOUT["zeroshot"] / task
         lines = {
@@ -150,7 +156,7 @@ class SyntheticZeroShot(ZeroShotBenchmark):
         return ZeroShotTask(task, f"synthetic-{task}", f"synthetic {task}", "accuracy", False, 0, classes, templates)
 
     def run(self, data_root: str | Path, embedder: Embedder) -> BenchmarkOutput:
-        scores, counts, extra = {}, {}, {}
+        scores, counts, extra, per_item = {}, {}, {}, []
         for task in ZEROSHOT_TASKS:
             self._task = task
             self._specs[task] = self._read_spec(data_root, task)
@@ -158,7 +164,11 @@ class SyntheticZeroShot(ZeroShotBenchmark):
             scores.update(out.scores)
             counts.update(out.counts)
             extra[task] = {k: out.extra[k] for k in ("num_classes", "num_templates")}
-        return BenchmarkOutput(scores=scores, counts=counts, score=self.aggregate(scores), extra=extra)
+            for table in out.per_item:  # one outcome part per task (its own bootstrap draws)
+                table.name = task
+                per_item.append(table)
+        return BenchmarkOutput(scores=scores, counts=counts, score=self.aggregate(scores), extra=extra,
+                               per_item=per_item)  # fmt: skip
 
     @classmethod
     def aggregate(cls, scores: dict[str, float]) -> float:

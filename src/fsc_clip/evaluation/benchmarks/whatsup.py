@@ -1,5 +1,8 @@
 """What'sUp (amitakamath/whatsup_vlms): spatial prepositions, 6 subsets, "individual accuracy".
 
+Source: github.com/amitakamath/whatsup_vlms @ 7c1f2550eace32e7b8c77de5a792347c402960d1
+(``dataset_zoo/aro_datasets.py``: ``Controlled_Images``, ``COCO_QA``, ``VG_QA``; ``argmax == 0``).
+
 Layout under ``<data_root>/whatsup/``: ``controlled_images_dataset.json`` + ``controlled_images/``,
 ``controlled_clevr_dataset.json`` + ``controlled_clevr/`` (records ``{image_path, caption_options}``, first
 option correct; the image is looked up by file name in its folder), ``coco_qa_{one,two}_obj.json`` +
@@ -13,7 +16,7 @@ from pathlib import Path
 
 from fsc_clip.evaluation.base import IMAGE_TO_TEXT, Benchmark, ImageRef, ImageToTextItem
 from fsc_clip.evaluation.benchmarks import BENCHMARKS
-from fsc_clip.evaluation.benchmarks._common import find_image, read_json
+from fsc_clip.evaluation.benchmarks._common import SchemaError, field, find_image, read_json
 
 CONTROLLED = {"WhatsUp_A": ("controlled_images_dataset.json", "controlled_images"),
               "WhatsUp_B": ("controlled_clevr_dataset.json", "controlled_clevr")}  # fmt: skip
@@ -36,13 +39,21 @@ class WhatsUp(Benchmark):
         root = self.check(data_root)
         items = []
         for subset, (file, folder) in CONTROLLED.items():
-            for rec in read_json(root / file, self.name):
-                path = self.require(root / folder / Path(rec["image_path"]).name)
-                items.append(ImageToTextItem(ImageRef(path), list(rec["caption_options"]), 0, subset))
+            for i, rec in enumerate(read_json(root / file, self.name)):
+                name = Path(field(rec, "image_path", root / file, i, self.name)).name
+                path = self.require(root / folder / name)
+                options = list(field(rec, "caption_options", root / file, i, self.name))
+                items.append(ImageToTextItem(ImageRef(path), options, 0, subset))
         for subset, (file, folder, fmt) in QA.items():
-            for image_id, true_caption, false_caption in read_json(root / file, self.name):
+            for i, rec in enumerate(read_json(root / file, self.name)):
+                if not isinstance(rec, list) or len(rec) != 3:
+                    raise SchemaError(
+                        f"{self.name}: {root / file}: record {i} is {rec!r:.80}, expected "
+                        "[image_id, true_caption, false_caption]. Re-download it (see `fsc-clip list benchmarks`)."
+                    )
+                image_id, true_caption, false_caption = rec
                 stem = fmt.format(int(image_id)) if fmt != "{}" else str(image_id)
-                path = find_image(root / folder, stem)
-                ref = ImageRef(self.require(path or root / folder / f"{stem}.jpg"))
+                found = find_image(root / folder, stem)
+                ref = ImageRef(self.require(found or root / folder / f"{stem}.jpg"))
                 items.append(ImageToTextItem(ref, [true_caption, false_caption], 0, subset))
         return items

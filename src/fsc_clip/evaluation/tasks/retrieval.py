@@ -131,6 +131,13 @@ def retrieval_scores(
         chunk_size: Image rows per chunk; ``None`` computes the full matrix at once.
     """
     i2t_count, t2i_count = competitors(image_emb.float(), text_emb.float(), text_to_image, chunk_size)
+    return scores_from_competitors(i2t_count, t2i_count, ks)
+
+
+def scores_from_competitors(
+    i2t_count: torch.Tensor, t2i_count: torch.Tensor, ks: Sequence[int] = DEFAULT_KS
+) -> dict[str, float]:
+    """The recall table (percent) from the per-query competitor counts of :func:`competitors`."""
     i2t, t2i = recall_at_k(i2t_count, ks), recall_at_k(t2i_count, ks)
     scores = {f"i2t/R@{k}": 100.0 * v for k, v in i2t.items()}
     scores.update({f"t2i/R@{k}": 100.0 * v for k, v in t2i.items()})
