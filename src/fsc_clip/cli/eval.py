@@ -6,6 +6,9 @@ Examples::
     fsc-clip eval --checkpoint runs/fsc-clip --benchmarks sugarcrepe,winoground --data-root data
     fsc-clip eval --model fsc-tiny --random-init --benchmarks winoground --data-root data --output res/random
     fsc-clip eval --blind bow --benchmarks compositional --data-root data --output res/blind-bow
+    fsc-clip eval --model clove --download --benchmarks compositional --data-root data --output res/clove
+    torchrun --nproc_per_node 4 -m fsc_clip.cli eval --model ViT-B-32 --pretrained openai --benchmarks all \
+        --data-root data --output res/b32 --cache-dir ~/.cache/fsc-clip/embeddings
 """
 
 from __future__ import annotations
@@ -30,6 +33,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     src.add_argument("--seed", type=int, default=0, help="torch seed of the --random-init weights")
     src.add_argument("--force-quick-gelu", action="store_true", default=None, help="force QuickGELU activations")
+    src.add_argument(
+        "--download", action="store_true",
+        help="zoo models: download the weights first if they are not on this machine (as `fsc-clip fetch MODEL`; "
+        "without this flag nothing is downloaded)",
+    )  # fmt: skip
     src.add_argument(
         "--blind", metavar="SCORER",
         help="instead of a model, a text-only baseline that ranks the captions without the image: bow (bag of "
@@ -60,6 +68,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--crepe-files", choices=("complexity", "all"), default="complexity",
         help="CREPE CSVs read: the per-complexity files 4-12 (official evaluation) or the `_all` files",
     )  # fmt: skip
+    parser.add_argument(
+        "--cache-dir",
+        help="keep the embeddings on disk there (keyed by weights fingerprint + image/text content), so another eval "
+        "of the same weights encodes nothing twice",
+    )
     parser.add_argument("--profiles", default="fsc,vl_compo", help="aggregation profiles shown in the summary")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.add_argument(
@@ -108,6 +121,46 @@ def _check_model_args(args: argparse.Namespace) -> None:
         )
 
 
+def _check_zoo_weights(args: argparse.Namespace) -> None:
+    """Without ``--download``, a zoo model whose file is not here fails now (naming the file to place), not later.
+
+    Raises:
+        ConfigError: ``--download`` for something that is not a zoo model.
+        ModelLoadError: the weights are missing (the message names the file, where to put it, how to fetch it).
+    """
+    from fsc_clip.config import ConfigError
+    from fsc_clip.errors import ModelLoadError
+    from fsc_clip.models.zoo import find_cached_file, get_entry, is_zoo_name, missing_file_error
+
+    if not is_zoo_name(args.model):
+        if args.download:
+            what = f"--model {args.model}" if args.model else "--blind" if args.blind else "--checkpoint"
+            raise ConfigError(f"--download fetches zoo models only (see `fsc-clip list models --zoo`), not {what}.")
+        return
+    entry = get_entry(args.model)
+    # open_clip_hub entries are resolved by open_clip's Hub loader (offline-aware); --pretrained gives the file
+    if args.download or args.pretrained or entry.format == "open_clip_hub" or find_cached_file(entry) is not None:
+        return
+    err = missing_file_error(entry)
+    if entry.manual_only:
+        raise err
+    raise ModelLoadError(f"{err}\n  Or add --download to this command.")
+
+
+def _fetch_zoo_weights(args: argparse.Namespace) -> Path | None:
+    """``--download``: fetch a zoo model's weights through the code of ``fsc-clip fetch`` (no-op when present).
+
+    Raises:
+        ModelLoadError: a Google-Drive-only file (the message is the manual step) or a failed download.
+    """
+    if not args.download or args.pretrained:
+        return None
+    from fsc_clip.models.zoo import get_entry
+    from fsc_clip.models.zoo.download import fetch_entry
+
+    return fetch_entry(get_entry(args.model))
+
+
 def _load(args: argparse.Namespace, device: str) -> tuple[Any, Any]:
     """``(loaded model, None)``, or ``(None, BlindModel)`` for ``--blind`` (the runner's text-only embedder)."""
     from fsc_clip.config import ConfigError
@@ -139,13 +192,13 @@ def _load(args: argparse.Namespace, device: str) -> tuple[Any, Any]:
 def run(args: argparse.Namespace) -> int:
     from fsc_clip.config import ConfigError
     from fsc_clip.errors import DataNotFoundError
-    from fsc_clip.evaluation.aggregate import get_profile
-    from fsc_clip.evaluation.runner import GROUP_WORDS, evaluate, resolve_benchmarks, summarize, write_summary
+    from fsc_clip.evaluation.runner import resolve_benchmarks
     from fsc_clip.fileio import ensure_writable_dir
     from fsc_clip.registry import UnknownNameError
-    from fsc_clip.training.distributed import resolve_device
+    from fsc_clip.training.distributed import cleanup_distributed, init_distributed
 
     _check_model_args(args)
+    _check_zoo_weights(args)
     out_dir = _output_dir(args)
     words = [w.strip() for w in args.benchmarks.split(",") if w.strip()]
     try:
@@ -155,7 +208,23 @@ def run(args: argparse.Namespace) -> int:
     if not Path(args.data_root).expanduser().is_dir():
         raise DataNotFoundError(f"--data-root {args.data_root} is not a folder; see `fsc-clip list benchmarks`.")
     ensure_writable_dir(out_dir, "--output folder")  # before the model loads (tens of seconds for large ones)
-    device = str(resolve_device(args.device, 0))
+    dist = init_distributed(args.device)  # torchrun: one process per device, encoding sharded across them
+    try:
+        return _run(args, words, out_dir, dist)
+    finally:
+        cleanup_distributed()
+
+
+def _run(args: argparse.Namespace, words: list[str], out_dir: Path, dist: Any) -> int:
+    from fsc_clip.evaluation.aggregate import get_profile
+    from fsc_clip.evaluation.runner import GROUP_WORDS, evaluate, summarize, write_summary
+    from fsc_clip.training.distributed import main_rank_first
+
+    device = str(dist.device)
+    with main_rank_first(dist):  # --download: rank 0 fetches into the shared cache, then the other ranks find it
+        fetched = _fetch_zoo_weights(args)
+    if fetched is not None and dist.is_main:
+        print(f"{args.model}: weights at {fetched}", file=sys.stderr)
     lm, embedder = _load(args, device)
     skip_missing = args.skip_missing or any(w in GROUP_WORDS for w in words)
     results = evaluate(
@@ -172,7 +241,11 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
         save_scores=args.save_scores,
         embedder=embedder,
+        dist=dist,
+        cache_dir=args.cache_dir,
     )
+    if not dist.is_main:
+        return 0  # rank 0 writes the summary and prints
     if not results:
         print(f"fsc-clip eval: no benchmark data found under {args.data_root}; see `fsc-clip list benchmarks`.",
               file=sys.stderr)  # fmt: skip

@@ -13,12 +13,16 @@ import sys
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("result_dirs", nargs="+", metavar="RESULT_DIR", help="folders of result JSONs, one per run")
-    parser.add_argument("--profile", default="fsc", help="aggregation profile: fsc | vl_compo | frontier | synthetic (see docs/evaluation.md)")
+    parser.add_argument("--profile", default="fsc", help="aggregation profile: fsc | vl_compo | frontier | synthetic")
     parser.add_argument("--output", required=True, help="folder for summary.csv, report.md, report.html, plots/")
     parser.add_argument(
         "--baseline", help="row the deltas refer to: a run folder's name (exactly) or a published row's name"
     )
-    parser.add_argument("--published", action="store_true", help="add the published reference rows of the profile")
+    parser.add_argument(
+        "--published", action="store_true",
+        help="add the published reference rows of the profile, and set each run of a zoo model (eval --model "
+        "negclip) beside its own published row(s) with the difference per column (published_comparison.csv)",
+    )  # fmt: skip
     parser.add_argument(
         "--strict", action="store_true", help="a corrupt or malformed result JSON is an error (default: a warning)"
     )
@@ -47,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
         vals = "  ".join(f"{'-' if r.columns.get(h) is None else format(r.columns[h], '.2f'):>8}" for h in heads)
         print(f"{r.name:<{width}}  {vals}{'  (published)' if r.published else ''}")
     print(f"wrote {files['html']} (+ report.md, summary.csv, subscores.csv, plots/)")
+    if "published_csv" in files:  # --published with runs of zoo models: ours vs their published rows
+        print(f"zoo models vs their published rows: {files['published_csv']} (and tables in report.md / .html)")
     n_problems = sum(len(r.problems) for r in report.rows)
     if n_problems:
         print(f"fsc-clip report: {n_problems} warning(s) about result files above; --strict makes them errors.",

@@ -98,7 +98,8 @@ class DemoConfig:
 def _presets() -> dict[str, Any]:
     import yaml
 
-    text = resources.files("fsc_clip").joinpath("resources", "synthetic", "demo.yaml").read_text(encoding="utf-8")
+    path = resources.files("fsc_clip").joinpath("resources").joinpath("synthetic").joinpath("demo.yaml")
+    text = path.read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 

@@ -17,6 +17,10 @@ and ``plots/comp_vs_zs.png`` and ``plots/benchmarks.png``.
 
 Published rows (``published=True``) are numbers copied from the public tables (package data under
 ``fsc_clip/resources/published/``), marked ``source = published: ...`` everywhere and drawn hollow in the plots.
+With ``published=True``, every run of a model-zoo model (the result JSONs' ``model.name`` is a zoo name, as
+``fsc-clip eval --model negclip`` writes it) is also set beside the published row(s) of that model
+(:func:`fsc_clip.models.zoo.published_rows`), column by column with the difference: one table per published row in
+``report.md`` / ``report.html``, and every column in ``published_comparison.csv``.
 """
 
 from __future__ import annotations
@@ -73,6 +77,21 @@ class Row:
 
 
 @dataclass
+class ZooComparison:
+    """A run of a zoo model beside one published row of that model (``published`` names its table and match)."""
+
+    run: str
+    model: str  # the zoo entry's name
+    table: str
+    match: dict[str, str]
+    columns: list[tuple[str, float | None, float]]  # (published column, ours or None, published value)
+
+    def diffs(self) -> list[float | None]:
+        """``ours - published`` per column (None where we have no value)."""
+        return [None if ours is None else ours - pub for _c, ours, pub in self.columns]
+
+
+@dataclass
 class Report:
     """Rows with their profile columns; ``baseline`` names the row that deltas refer to (or None)."""
 
@@ -82,6 +101,7 @@ class Report:
     headlines: list[str]
     rows: list[Row]
     baseline: str | None = None
+    zoo: list[ZooComparison] = field(default_factory=list)  # runs of zoo models vs their published rows
 
     @property
     def columns(self) -> list[str]:
@@ -285,9 +305,66 @@ def build_report(
         headlines=[h.name for h in prof.headlines],
         rows=rows,
         baseline=_pick_baseline(rows, baseline),
+        zoo=zoo_comparisons(rows) if published else [],
     )
     _pair_with_baseline(report, prof)
     return report
+
+
+# Profiles whose columns are matched against published rows: their benchmark columns are computed alike (by the
+# benchmark classes), their headlines are named as in the FSC-CLIP tables (Comp, ZS, ...) and vl_compo's (comp_avg).
+ZOO_PROFILES = ("fsc", "vl_compo")
+
+
+def _zoo_name(row: Row) -> str | None:
+    """The zoo entry a run evaluated (``model.name`` of its result JSONs), or None.
+
+    The zoo loaders record the entry's name exactly (``negclip``); the name must match exactly, so a result whose
+    model is an architecture spelled like an entry (``NegCLIP`` in a hand-written result) is not taken for one.
+    """
+    from fsc_clip.models.zoo import ZOO
+
+    names = {str((rec.get("model") or {}).get("name") or "") for rec in row.records.values()}
+    hits = sorted(n for n in names if n in ZOO and ZOO.get(n).name == n)
+    return hits[0] if len(hits) == 1 else None
+
+
+def _published_number(text: str | None) -> float | None:
+    try:
+        return float(text) if text not in (None, "", "-") else None
+    except ValueError:  # text columns (method, family, notes)
+        return None
+
+
+def zoo_comparisons(rows: list[Row]) -> list[ZooComparison]:
+    """For each run of a zoo model: one :class:`ZooComparison` per published row of its entry.
+
+    Columns are matched by normalised name (:func:`fsc_clip.models.zoo.reproduce.normalise`: ``"I2T Ret"`` ->
+    ``i2t``) against our columns of the ``fsc`` and ``vl_compo`` profiles (and of the report's own profile).
+    """
+    from fsc_clip.evaluation.aggregate import compute_columns
+    from fsc_clip.models.zoo import get_entry, published_rows
+    from fsc_clip.models.zoo.reproduce import normalise
+
+    out = []
+    for r in rows:
+        name = None if r.published else _zoo_name(r)
+        if name is None:
+            continue
+        ours: dict[str, float] = {}
+        for cols in (r.columns, *(compute_columns(p, r.subscores) for p in ZOO_PROFILES)):
+            for k, v in cols.items():
+                if v is not None:
+                    ours.setdefault(normalise(k), v)
+        entry = get_entry(name)
+        if not entry.published:
+            log.warning("warning: zoo model %s (run %s) has no published row to compare with", name, r.name)
+        for ref, published in published_rows(entry):
+            keys = {normalise(k) for k in ref.match}
+            compared = [(c, ours.get(normalise(c)), v) for c, text in published.items()
+                        if c and normalise(c) not in keys and (v := _published_number(text)) is not None]  # fmt: skip
+            out.append(ZooComparison(r.name, entry.name, ref.table, dict(ref.match), compared))
+    return out
 
 
 def _pair_with_baseline(report: Report, prof: Any) -> None:
@@ -392,6 +469,7 @@ def report_tables(report: Report) -> list[Table]:
     blind = blind_table(report)
     if blind:
         tables.append(blind)
+    tables.extend(zoo_tables(report))
     paired = paired_table(report)
     return [tables[0], paired, *tables[1:]] if paired else tables
 
@@ -428,6 +506,42 @@ def blind_table(report: Report) -> Table | None:
     )
     header = ["run", "sub-score", "blind", "95 % CI", "chance", "blind - chance", "same-word items", "flag"]
     return Table("Text-only (blind) baselines vs chance", header, rows, note)
+
+
+def zoo_tables(report: Report) -> list[Table]:
+    """Per zoo run and published row: ours, published, ours - published, column by column."""
+    from fsc_clip.models.zoo.reproduce import FLAG_POINTS
+
+    tables = []
+    for z in report.zoo:
+        diffs = z.diffs()
+        flag = [d is not None and abs(d) > FLAG_POINTS for d in diffs]
+        rows = [
+            [z.run, *(fmt(o) for _c, o, _p in z.columns)],
+            [f"published: {z.table}", *(fmt(p) for _c, _o, p in z.columns)],
+            ["ours - published", *(fmt(d, True) + (" !" if f else "") for d, f in zip(diffs, flag))],
+        ]
+        match = ", ".join(f"{k}={v}" for k, v in z.match.items())
+        note = (f"Published row of zoo model `{z.model}`: `{z.table}` where {match} (package data, copied from the "
+                f"public table). '-': we have no value for that column (benchmark not evaluated). ! = off by more "
+                f"than {FLAG_POINTS} pt ({sum(flag)} column(s)).")  # fmt: skip
+        tables.append(Table(f"{z.run} ({z.model}) vs published {z.table}", ["row", *(c for c, _o, _p in z.columns)],
+                            rows, note))  # fmt: skip
+    return tables
+
+
+def zoo_records(report: Report) -> list[dict[str, Any]]:
+    """One dict per (zoo run, published row, column) for ``published_comparison.csv``."""
+    from fsc_clip.models.zoo.reproduce import FLAG_POINTS
+
+    out = []
+    for z in report.zoo:
+        match = "; ".join(f"{k}={v}" for k, v in z.match.items())
+        for (column, ours, published), d in zip(z.columns, z.diffs()):
+            out.append({"run": z.run, "zoo_model": z.model, "table": z.table, "match": match, "column": column,
+                        "ours": ours, "published": published, "diff": d,
+                        "off": None if d is None else abs(d) > FLAG_POINTS})  # fmt: skip
+    return out
 
 
 def summary_records(report: Report) -> list[dict[str, Any]]:
@@ -552,6 +666,9 @@ def write_report(report: Report, output_dir: str | Path) -> dict[str, Path]:
     keys = sorted({k for r in report.rows for k in r.subscores})
     _write_csv(files["subscores_csv"], [{"run": r.name, "source": r.source, **{k: r.subscores.get(k) for k in keys}}
                                         for r in report.rows])  # fmt: skip
+    if report.zoo:
+        files["published_csv"] = out / "published_comparison.csv"
+        _write_csv(files["published_csv"], zoo_records(report))
     plots = make_plots(report, out / "plots")
     tables = report_tables(report)
     write_text(files["markdown"], render_markdown(report, tables, plots, out))

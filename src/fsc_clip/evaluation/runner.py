@@ -227,6 +227,8 @@ def evaluate(
     progress: bool = True,
     embedder: Any = None,
     save_scores: bool = False,
+    dist: Any = None,
+    cache_dir: str | Path | None = None,
 ) -> dict[str, dict]:
     """Evaluate a loaded model on benchmarks; write ``<output_dir>/<benchmark>.json`` for each.
 
@@ -251,6 +253,10 @@ def evaluate(
         embedder: Reuse an existing :class:`CachedEmbedder` (e.g. across calls on the same model).
         save_scores: Also write every item's outcomes and candidate scores to ``<benchmark>.scores.npz`` (what
             ``fsc-clip report --baseline`` pairs on; :func:`fsc_clip.evaluation.stats.save_tables`).
+        dist: A :class:`fsc_clip.training.distributed.DistInfo` of a ``torchrun`` job: the encoding is sharded
+            across ranks, every rank scores with the full embedding table, only rank 0 checks and writes
+            ``output_dir`` (its decisions are broadcast, so every rank runs the same benchmarks).
+        cache_dir: Persist embeddings there (:class:`CachedEmbedder`), so other runs of these weights reuse them.
 
     Returns:
         ``{benchmark: result dict}`` with at least ``benchmark, model, score, scores, counts``; skipped
@@ -266,34 +272,44 @@ def evaluate(
 
     names = resolve_benchmarks(benchmarks)
     data_root = Path(data_root).expanduser()
-    out_dir = Path(output_dir).expanduser() if output_dir is not None else None
+    writer = dist is None or dist.is_main  # the one process that checks and writes output_dir
+    out_dir = Path(output_dir).expanduser() if output_dir is not None and writer else None
     blind = loaded_model is None  # a text-only scorer (fsc_clip.evaluation.blind.BlindModel) passed as embedder
     if blind and not hasattr(embedder, "fingerprint"):
         raise UserError("evaluate(None, ...) needs a text-only scorer as embedder (blind.BlindModel)")
     me = _Identity(embedder.model_info() if blind else model_info(loaded_model), {})
+    refusal = None
     if out_dir is not None:
-        ensure_writable_dir(out_dir, "output folder")
-        me.weights = embedder.fingerprint() if blind else weights_fingerprint(loaded_model)
-        check_output_folder(out_dir, names, me, overwrite)
+        try:
+            ensure_writable_dir(out_dir, "output folder")
+            me.weights = embedder.fingerprint() if blind else weights_fingerprint(loaded_model)
+            check_output_folder(out_dir, names, me, overwrite)
+        except UserError as err:
+            refusal = err
+    _raise_on_every_rank(refusal, dist)
     if embedder is None:
         embedder = CachedEmbedder(
-            loaded_model, device=device, batch_size=batch_size, workers=workers, progress=progress
-        )
+            loaded_model, device=device, batch_size=batch_size, workers=workers, progress=progress and writer,
+            dist=dist, cache_dir=cache_dir,
+        )  # fmt: skip
     results: dict[str, dict] = {}
     for name in names:
         opts = (options or {}).get(name)
         path = out_dir / f"{name}.json" if out_dir is not None else None
         data_fp = data_fingerprint(benchmark_folders(make_benchmark(name, opts), data_root)) if path else {}
-        if path is not None and path.exists() and not overwrite:
-            previous = _reusable(path, me, data_fp)
-            if previous is not None:
-                log.info("%s: result exists at %s for these weights and data, skipping (--overwrite recomputes)",
-                         name, path)  # fmt: skip
-                results[name] = previous
-                if save_scores and not scores_path(path).is_file():
-                    log.warning("%s: --save-scores: the reused result has no per-item scores file; add --overwrite to "
-                                "recompute it and write %s", name, scores_path(path).name)  # fmt: skip
-                continue
+        previous = _reusable(path, me, data_fp) if path is not None and path.exists() and not overwrite else None
+        if dist is not None and dist.distributed:
+            from fsc_clip.training.distributed import broadcast_object
+
+            previous = broadcast_object(previous, dist)  # type: ignore[assignment]  # every rank skips or runs it
+        if previous is not None:
+            log.info("%s: result exists at %s for these weights and data, skipping (--overwrite recomputes)",
+                     name, path)  # fmt: skip
+            results[name] = previous
+            if path is not None and save_scores and not scores_path(path).is_file():
+                log.warning("%s: --save-scores: the reused result has no per-item scores file; add --overwrite to "
+                            "recompute it and write %s", name, scores_path(path).name)  # fmt: skip
+            continue
         try:
             res = run_benchmark(name, embedder, data_root, opts, scores_path(path) if save_scores and path else None)
         except DataNotFoundError as err:
@@ -305,6 +321,18 @@ def evaluate(
         if path is not None:
             write_json(path, res)  # atomic: an interrupted run never leaves a half-written result
     return results
+
+
+def _raise_on_every_rank(err: UserError | None, dist: Any) -> None:
+    """Raise rank 0's refusal on every rank (a rank raising alone would leave the others in a collective)."""
+    if dist is not None and dist.distributed:
+        from fsc_clip.training.distributed import broadcast_object
+
+        message = broadcast_object(None if err is None else str(err), dist)
+        if err is None and message is not None:
+            raise UserError(str(message))
+    if err is not None:
+        raise err
 
 
 def _stamp(res: dict[str, Any], me: _Identity, data_fp: Mapping[str, Any], data_root: Path) -> dict[str, Any]:

@@ -56,7 +56,7 @@ class Vocab:
 
 
 def _read_json(name: str) -> Any:
-    path = resources.files("fsc_clip").joinpath("resources", "synthetic", name)
+    path = resources.files("fsc_clip").joinpath("resources").joinpath("synthetic").joinpath(name)
     return json.loads(path.read_text(encoding="utf-8"))
 
 

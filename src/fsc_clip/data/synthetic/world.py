@@ -272,12 +272,14 @@ def _winoground_pair(w: _World, idx: int) -> tuple[sc.Scene, sc.Scene, str, str,
         s1 = dataclasses.replace(s0, objects=(a1, b1))
         rel = sc.strict_relation(a, b, w.vocab)
         use_rel = wtype[0] == "phrase" or rng.random() < 0.5
+        if use_rel and rel is None:  # a diagonal pair has no strict relation to state: draw another scene
+            continue
         size = wtype[0] == "size"
         m0 = (
             sc.Mention(a.shape, a.color, a.size if size else None),
             sc.Mention(b.shape, b.color, b.size if size else None),
         )
-        st0 = sc.Statement(m0, ((0, rel, 1),) if use_rel else ())
+        st0 = sc.Statement(m0, ((0, rel, 1),) if use_rel and rel is not None else ())
         st1 = _winoground_partner(wtype[0], st0)
         template, rel_index = sc.pick_wording(st0, w.vocab, rng)
         c0, c1 = (sc.realize(s, template, w.vocab, rel_index) for s in (st0, st1))
@@ -377,7 +379,8 @@ def _zeroshot_item(w: _World, task: str, idx: int, n_classes: int) -> tuple[sc.S
     scene = sc.sample_scene(rng, w.vocab, 1)
     obj = scene.objects[0]
     attr = {"shape": list(w.vocab.shapes), "color": list(w.vocab.colors)}[task][label]
-    return dataclasses.replace(scene, objects=(dataclasses.replace(obj, **{task: attr}),)), label
+    changed = dataclasses.replace(obj, shape=attr) if task == "shape" else dataclasses.replace(obj, color=attr)
+    return dataclasses.replace(scene, objects=(changed,)), label
 
 
 def write_zeroshot(w: _World) -> dict[str, Any]:

@@ -14,6 +14,7 @@ benchmark columns), ``ZS`` (mean zero-shot accuracy over the shape / color / cou
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -56,7 +57,7 @@ class SyntheticSugarCrepe(SugarCrepe):
                 self.options.pop("image_dir")
 
     @classmethod
-    def aggregate(cls, scores: dict[str, float]) -> float:
+    def aggregate(cls, scores: dict[str, float]) -> float | None:
         """Mean of the REPLACE / SWAP / ADD accuracies; the synthetic subsets are equally sized, so the mean of
         a category's subsets is its pooled accuracy."""
         return mean(mean(scores[f"{cls.name}::{s}"] for s in subs) for subs in CATEGORIES.values())
@@ -98,7 +99,8 @@ class SyntheticARO(ARO):
             ("VG_Attribute", "visual_genome_attribution.json", "attributes"),
         ):
             for rec in read_json(root / file, self.name):
-                bbox = tuple(float(rec[k]) for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
+                x, y, w, h = (float(rec[k]) for k in ("bbox_x", "bbox_y", "bbox_w", "bbox_h"))
+                bbox = (x, y, w, h)
                 ref = ImageRef(self.require(root / "images" / rec["image_path"]), bbox=bbox)
                 cat = rec[cat_key]
                 cat = "_".join(cat) if isinstance(cat, list) else str(cat)
@@ -171,12 +173,15 @@ class SyntheticZeroShot(ZeroShotBenchmark):
                                per_item=per_item)  # fmt: skip
 
     @classmethod
-    def aggregate(cls, scores: dict[str, float]) -> float:
+    def aggregate(  # type: ignore[override]  # None when a task is missing; the base's single task never is
+        cls, scores: Mapping[str, float | None]
+    ) -> float | None:
+        # Mapping of possibly-None sub-scores: ``run`` passes the raw per-task scores, mean() propagates None.
         return mean(scores[f"{cls.name}::{t}"] for t in ZEROSHOT_TASKS)
 
     @classmethod
     def list_line(cls) -> list[str]:
-        return Benchmark.list_line.__func__(cls)
+        return Benchmark.list_line.__func__(cls)  # type: ignore[attr-defined]  # the base's, not ZeroShotBenchmark's
 
 
 @BENCHMARKS.register("synthetic_retrieval")
@@ -199,7 +204,7 @@ def _retrieval_r1(direction: str):
     return lambda _columns, subscores: subscores.get(f"synthetic_retrieval::{direction}/R@1")
 
 
-def _zeroshot(_columns: dict, subscores: dict) -> float | None:
+def _zeroshot(_columns: Mapping[str, float | None], subscores: Mapping[str, float | None]) -> float | None:
     return mean(subscores.get(f"synthetic_zeroshot::{t}") for t in ZEROSHOT_TASKS)
 
 
