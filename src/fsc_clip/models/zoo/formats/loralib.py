@@ -12,7 +12,8 @@ Both families save the full ``state_dict()`` of an open_clip model whose layers 
 
 Every update is ``W + (B @ A) * lora_alpha / r``, exactly what loralib's ``eval()`` merge computes.
 Sources: ytaek-oh/fsc-clip@604015d ``src/training/models/lora_utils/{lora_layers,patch}.py`` and ``factory.py``
-(``--lora-rank 4``, ``torch.load(...)["state_dict"]``); SivanDoveh/DAC@ca23611 and SivanDoveh/TSVLC@90b18e7
+(``--lora-rank 4``; the file is a torch checkpoint whose ``"state_dict"`` holds the weights);
+SivanDoveh/DAC@ca23611 and SivanDoveh/TSVLC@90b18e7
 ``src/open_clip/loralib/layers.py`` + ``model.py`` (``--lora 4``; ``main.py`` loads ``checkpoint["state_dict"]``
 without ``module.``).
 """
