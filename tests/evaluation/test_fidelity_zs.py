@@ -15,6 +15,7 @@ import re
 
 import pytest
 import torch
+from eval_fixtures import write_png
 
 from fsc_clip.errors import DataNotFoundError
 from fsc_clip.evaluation.benchmarks import BENCHMARKS
@@ -26,11 +27,7 @@ ELEVATER_COMMIT = "00d0af78559d5f3d800ae4668210e6bd1f2f84b9"
 
 
 def _png(path, seed=0):
-    from PIL import Image
-
-    g = torch.Generator().manual_seed(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((torch.rand(8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()).save(path)
+    write_png(path, seed)  # the shared fixture image writer
 
 
 # ----- zero-shot: package data ---------------------------------------------------------------------------------

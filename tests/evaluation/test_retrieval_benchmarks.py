@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from eval_fixtures import write_png
 
 from fsc_clip.errors import DataNotFoundError
 from fsc_clip.evaluation.benchmarks import BENCHMARKS
@@ -15,12 +16,8 @@ RETRIEVAL = [n for n in BENCHMARKS.names() if BENCHMARKS.get(n).kind == "retriev
 SUBS = [f"{d}/R@{k}" for d in ("i2t", "t2i") for k in (1, 5, 10)]
 
 
-def _png(path, seed):
-    from PIL import Image
-
-    g = torch.Generator().manual_seed(seed)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray((torch.rand(8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()).save(path)
+def _png(path, seed=0):
+    write_png(path, seed)  # the shared fixture image writer
 
 
 FULL_POOL = {"fraction": 1.0}  # coco_counterfactuals' default is the 30 % subset; harmless for the others

@@ -6,6 +6,7 @@ import json
 
 import pytest
 import torch
+from eval_fixtures import write_png
 
 from fsc_clip.errors import DataNotFoundError
 from fsc_clip.evaluation.benchmarks import BENCHMARKS
@@ -64,13 +65,8 @@ def test_task_specifics():
     assert load_task("imagenet-1k").classnames[0] == "tench"
 
 
-def _png(path, seed):
-    from PIL import Image
-
-    g = torch.Generator().manual_seed(seed)
-    arr = (torch.rand(8, 8, 3, generator=g) * 255).to(torch.uint8).numpy()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(arr).save(path)
+def _png(path, seed=0):
+    write_png(path, seed)  # the shared fixture image writer
 
 
 def _folder_name(task, idx, style):
