@@ -4,6 +4,7 @@ Usage:
     python benchmarks/train_step.py --out train_step.json                       # fsc-demo, batch 64, CPU
     python benchmarks/train_step.py --model ViT-B-32 --batch-size 16 --out FILE.json
     python benchmarks/train_step.py --model ViT-B-32 --batch-size 256 --precision amp --out FILE.json  # on a GPU
+    python benchmarks/train_step.py --model fsc-tiny-siglip --methods siglip,negsiglip,fsc-siglip --out FILE.json
 
 One full optimizer step as ``fsc-clip train`` runs it (:func:`fsc_clip.training.step.train_step`: one image
 forward, one text forward over positives + K = 3 negatives per image, loss, backward, AdamW step), on
@@ -17,10 +18,11 @@ next batch. ``ours_over_open_clip`` is our CLIP step time over it (with ``--no-t
 alone; trimmed: what a user gets).
 
 Reported per method: ``samples_per_s``, ``step_ms`` (median), ``peak_mb`` and ``ratio_to_clip`` (step
-time / CLIP step time); ``fsc_over_negclip`` is the FSC-CLIP / NegCLIP step-time ratio. Peak memory: on CUDA
-``torch.cuda.max_memory_allocated``; on CPU the kernel's
-peak-RSS counter (``VmHWM``, reset via ``/proc/self/clear_refs``) minus the RSS before the timed steps,
-with ``MALLOC_MMAP_THRESHOLD_`` lowered so freed tensors return to the OS (RSS then tracks live memory).
+time / step time of the family's no-negatives baseline, ``clip`` or ``siglip``); ``fsc_over_negclip`` is the
+FSC-CLIP / NegCLIP step-time ratio, ``fsc_siglip_over_siglip`` and ``fsc_over_negsiglip`` the SigLIP-family
+ones. Peak memory: on CUDA ``torch.cuda.max_memory_allocated``; on CPU the kernel's peak-RSS counter
+(``VmHWM``, reset via ``/proc/self/clear_refs``) minus the RSS before the timed steps, with
+``MALLOC_MMAP_THRESHOLD_`` lowered so freed tensors return to the OS (RSS then tracks live memory).
 """
 
 from __future__ import annotations
@@ -38,7 +40,25 @@ import sys
 import time
 from pathlib import Path
 
-METHODS = {"clip": "clip", "negclip": "negclip", "fsc-clip": "fsc-clip", "open_clip": "clip", "clip|open_clip": "clip"}
+METHODS = {
+    "clip": "clip",
+    "negclip": "negclip",
+    "fsc-clip": "fsc-clip",
+    "open_clip": "clip",
+    "clip|open_clip": "clip",
+    "siglip": "siglip",
+    "negsiglip": "negsiglip",
+    "fsc-siglip": "fsc-siglip",
+}
+DEFAULT_METHODS = "clip,negclip,fsc-clip,open_clip,clip|open_clip"
+#: Methods whose recipe has no negatives in its data (with them, "clip" would be NegCLIP).
+NO_NEGATIVES = ("clip", "clip|open_clip", "siglip")
+#: (numerator, denominator, record key): step-time ratios reported on the numerator's record.
+RATIOS = (
+    ("fsc-clip", "negclip", "fsc_over_negclip"),
+    ("fsc-siglip", "negsiglip", "fsc_over_negsiglip"),
+    ("fsc-siglip", "siglip", "fsc_siglip_over_siglip"),
+)
 COLORS = ["red", "blue", "green", "yellow", "black", "white", "brown", "orange"]
 THINGS = ["dog", "cat", "car", "horse", "man", "woman", "table", "bird", "boat", "chair"]
 PLACES = ["park", "street", "kitchen", "beach", "field", "room"]
@@ -109,9 +129,9 @@ def worker(args: argparse.Namespace) -> dict:
 
     from fsc_clip.losses import LossConfig, build_loss
     from fsc_clip.models import load_model
-    from fsc_clip.training.config import OptimConfig
+    from fsc_clip.training.config import ModelConfig, OptimConfig, TrainConfig
     from fsc_clip.training.distributed import DistInfo, resolve_device
-    from fsc_clip.training.loop import autocast_factory, uses_negatives
+    from fsc_clip.training.loop import autocast_factory, configure_logit_bias, uses_negatives
     from fsc_clip.training.optim import build_optimizer
     from fsc_clip.training.step import FeatureEncoder, StepContext, train_step
 
@@ -122,6 +142,7 @@ def worker(args: argparse.Namespace) -> dict:
     lm = load_model(args.model, None)
     model = lm.model.to(device).train()
     loss_fn = build_loss(LossConfig(loss_name=METHODS[args.worker]))
+    configure_logit_bias(model, TrainConfig(model=ModelConfig(name=args.model, pretrained=None)), loss_fn)
     optim_cfg = OptimConfig(lr=1e-5, precision=args.precision)
     optimizer = build_optimizer(model, optim_cfg)
     ctx = StepContext(
@@ -139,10 +160,7 @@ def worker(args: argparse.Namespace) -> dict:
     batch = _batch(lm, args.batch_size, seed=0)
     if args.worker == "open_clip":
         return _open_clip_worker(args, lm, model, optimizer, batch, device)
-    if args.worker in (
-        "clip",
-        "clip|open_clip",
-    ):  # the CLIP recipe has no negatives in its data (with them, "clip" is NegCLIP)
+    if args.worker in NO_NEGATIVES:
         batch = dataclasses.replace(batch, neg_texts=None, neg_mask=None)
     if not args.no_trim:  # as the training collate does: drop trailing padding shared by the whole batch
         from fsc_clip.models import trim_tokens
@@ -313,7 +331,11 @@ def main() -> None:
     parser.add_argument(
         "--threads", type=int, default=1, help="torch CPU threads (1: stable on a shared 2-core machine; 0: default)"
     )
-    parser.add_argument("--methods", default=",".join(METHODS))
+    parser.add_argument(
+        "--methods",
+        default=DEFAULT_METHODS,
+        help=f"comma-separated, from {sorted(METHODS)} (the siglip ones need a SigLIP model)",
+    )
     parser.add_argument(
         "--no-trim", action="store_true", help="feed full-context token tensors (77) instead of the trimmed batch"
     )
@@ -339,7 +361,7 @@ def main() -> None:
             sys.exit(f"{method} failed:\n{proc.stderr[-3000:]}")
         records.append(json.loads(lines[-1][len("RESULT ") :]))
     by_method = {r["method"]: r for r in records}
-    clip = by_method.get("clip")
+    clip = by_method.get("clip") or by_method.get("siglip")  # the family's no-negatives baseline
     for rec in records:
         rec["ratio_to_clip"] = rec["step_ms"] / clip["step_ms"] if clip and "step_ms" in rec else None
         rec["machine"] = f"{platform.machine()}, {os.cpu_count()} CPU cores"
@@ -349,12 +371,14 @@ def main() -> None:
         print(f"ours / open_clip (interleaved): {by_method['clip|open_clip']['ours_over_open_clip']:.3f}")
     if clip and "open_clip" in by_method:
         clip["ours_over_open_clip"] = clip["step_ms"] / by_method["open_clip"]["step_ms"]
-    if "fsc-clip" in by_method and "negclip" in by_method:
-        by_method["fsc-clip"]["fsc_over_negclip"] = by_method["fsc-clip"]["step_ms"] / by_method["negclip"]["step_ms"]
+    for num, den, key in RATIOS:
+        if num in by_method and den in by_method:
+            by_method[num][key] = by_method[num]["step_ms"] / by_method[den]["step_ms"]
+            print(f"{key}: {by_method[num][key]:.3f}")
     from fsc_clip.fileio import write_json
 
     write_json(args.out, records)
-    print(f"{'method':<10} {'step ms':>9} {'samples/s':>10} {'peak MB':>9} {'× CLIP':>7}")
+    print(f"{'method':<10} {'step ms':>9} {'samples/s':>10} {'peak MB':>9} {'× base':>7}")
     for r in (r for r in records if "step_ms" in r):
         ratio = f"{r['ratio_to_clip']:.2f}" if r["ratio_to_clip"] is not None else "-"
         print(f"{r['method']:<10} {r['step_ms']:>9.1f} {r['samples_per_s']:>10.1f} {r['peak_mb']:>9.1f} {ratio:>7}")

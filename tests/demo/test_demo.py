@@ -1,14 +1,37 @@
-"""``fsc-clip demo``: presets, and the quick demo end to end through the CLI (slow), then resumed from its cache."""
+"""``fsc-clip demo``: presets and studies, the progress line and ``timings.json``, and the quick demo end to end
+through the CLI (slow), resumed from its cache, then the quick loss ablation in the same folder."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
 from fsc_clip.config import ConfigError
 from fsc_clip.demo import demo_config, format_table
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "losses"))
+
+from loss_inputs import make_inputs
+from loss_naive_reference import naive_clip, naive_global, naive_local
+
+# The paper's Table 2 (FSC-CLIP, arXiv 2410.05210v1), written out by hand and independently of studies.yaml:
+# row -> (global HN loss, local HN loss, focal loss, label smoothing).
+TABLE2 = {
+    1: (True, False, False, False),
+    2: (False, True, False, False),
+    3: (True, True, False, False),
+    4: (True, True, True, False),
+    5: (True, True, False, True),
+    6: (True, True, True, True),
+    7: (True, False, True, True),
+    8: (False, True, True, True),
+}
 
 
 def test_presets_and_overrides():
@@ -37,6 +60,161 @@ def test_format_table_marks_missing_values_and_shows_paired_intervals():
     assert lines[4].split() == ["Δ", "base", "+11.5", "[+9.0,+14.0]*"]
 
 
+def test_studies_are_registered_and_an_unknown_one_names_the_choices():
+    from fsc_clip.demo import STUDIES
+    from fsc_clip.registry import UnknownNameError
+
+    assert {"methods", "ablation"} <= set(STUDIES.names())
+    assert demo_config().study.name == "methods" and demo_config().study.reference is None
+    with pytest.raises(UnknownNameError, match="ablation"):
+        demo_config(study="ablations")
+
+
+def test_ablation_is_the_papers_eight_rows_on_the_same_world_base_and_recipe():
+    methods, ablation = demo_config(quick=True), demo_config(quick=True, study="ablation")
+    assert ablation.world == methods.world and ablation.pretrain == methods.pretrain  # the same base
+    assert ablation.finetune == methods.finetune and ablation.finetune_rows == methods.finetune_rows  # one recipe
+    template = next(m for m in methods.methods if m.name == "fsc-clip")
+    assert len(ablation.methods) == 8 and ablation.study.name == "ablation"
+    for m in ablation.methods:  # everything but the loss switches is the fsc-clip method's
+        assert (m.negatives, m.lora_rank, m.lr_mult) == (template.negatives, template.lora_rank, template.lr_mult)
+    assert ablation.study.reference == ablation.methods[0].name  # row 1: the global hard-negative loss alone
+    assert set(ablation.study.published) == {m.name for m in ablation.methods}
+    assert ablation.study.published[ablation.methods[5].name] == {"Comp": 53.5, "ZS": 55.3, "I2T": 58.2, "T2I": 55.5}
+
+
+@pytest.mark.parametrize("row", sorted(TABLE2))
+def test_ablation_row_builds_the_loss_of_the_papers_row(row):
+    """Each row's built loss module computes exactly the terms of its Table 2 settings (naive float64 reference)."""
+    from fsc_clip.config import from_dict
+    from fsc_clip.demo.pipeline import loss_switches
+    from fsc_clip.losses import build_loss
+    from fsc_clip.losses.config import LossConfig
+
+    glob, local, focal, smoothing = TABLE2[row]
+    method = demo_config(study="ablation").methods[row - 1]
+    cfg = from_dict(LossConfig, dict(method.loss))
+    loss = build_loss(cfg)
+    assert loss.global_weight == (0.5 if glob else 0.0) and loss.local_weight == (0.2 if local else 0.0)
+    assert loss.gamma == (2.0 if focal else 0.0) and loss.label_smoothing == (0.02 if smoothing else None)
+    assert loss.needs_dense == local and loss.needs_negatives and not loss.negclip
+    assert loss_switches(method) == dict(zip(("global", "local", "focal", "ls"), TABLE2[row]))
+
+    x = make_inputs(seed=row)
+    terms = loss(**x)
+    assert set(terms) == {"clip_loss"} | ({"global_hn_loss"} if glob else set()) | (
+        {"local_hn_loss"} if local else set()
+    )
+    gamma, eps, scale = 2.0 if focal else 0.0, 0.02 if smoothing else 0.0, x["logit_scale"]
+    feats = (x["image_features"], x["text_features"])
+    torch_close = lambda a, b: abs(float(a.detach()) - float(b.detach())) < 1e-9  # noqa: E731
+    assert torch_close(terms["clip_loss"], naive_clip(*feats, scale))  # positives only: no NegCLIP columns
+    if glob:
+        expected = 0.5 * naive_global(*feats, x["neg_text_features"], x["neg_mask"], scale, gamma, eps)
+        assert torch_close(terms["global_hn_loss"], expected)
+    if local:
+        tokens = (x["image_tokens"], x["text_tokens"], x["text_mask"], x["neg_text_tokens"], x["neg_text_mask"])
+        expected = 0.2 * naive_local(*tokens, x["neg_mask"], scale, gamma, eps, "minmax", False)
+        assert torch_close(terms["local_hn_loss"], expected)
+
+
+def test_ablation_template_without_hard_negative_losses_is_an_error(monkeypatch):
+    from fsc_clip.demo import config as demo_cfg
+
+    presets = demo_cfg._presets()
+    for m in presets["full"]["methods"]:
+        if m["name"] == "fsc-clip":
+            m["loss"] = {"loss_name": "clip"}
+    monkeypatch.setattr(demo_cfg, "_presets", lambda: presets)
+    with pytest.raises(ConfigError, match="no separate global / local hard-negative losses"):
+        demo_config(study="ablation")
+
+
+def test_format_table_with_switches_and_a_reference_line():
+    rows = [
+        {"model": "base", "Comp": 50.0, "ci": {"Comp": [48.0, 52.0]}},
+        {"model": "r1", "Comp": 55.0, "paired": {"Comp": {"ci": [3.0, 7.0], "significant": True}}},
+        {"model": "r2", "Comp": 54.0, "paired": {"Comp": {"ci": [2.0, 6.0], "significant": True}},
+         "paired_ref": {"Comp": {"ci": [-2.5, 0.5], "significant": False}}},
+    ]  # fmt: skip
+    switches = {"r1": {"global": True, "ls": False}, "r2": {"global": False, "ls": True}}
+    lines = format_table(rows, ("Comp",), switches, reference="r1").splitlines()
+    assert lines[0].split() == ["model", "global", "ls", "Comp"]
+    assert lines[3].split() == ["r1", "✓", "-", "55.00"] and lines[5].split() == ["r2", "-", "✓", "54.00"]
+    assert lines[6].split() == ["Δ", "base", "+4.0", "[+2.0,+6.0]*"]
+    assert lines[7].split() == ["Δ", "r1", "-1.0", "[-2.5,+0.5]"]
+
+
+def _fake_invocation(cfg, out, work: bool, log) -> dict:
+    """One demo invocation through the real stage bookkeeping (``_Demo.stage``), each stage either doing work
+    (0.15 s) or reusing its outputs (instant), as a real cached re-run does."""
+    from fsc_clip.demo.pipeline import STAGES, _Demo
+
+    d = _Demo(cfg, out, progress=False, log=log)
+    eta_at_start = d.eta()
+
+    def body(name):
+        if work or name == "report":
+            d.working = True
+            time.sleep(0.15)
+        else:
+            d.result.cached.append(name)
+
+    for name in STAGES:
+        d.stage(name, lambda name=name: body(name))
+    return {"eta_at_start": eta_at_start, "result": d.result}
+
+
+def test_timings_history_keeps_the_run_that_did_the_work_and_feeds_the_eta(tmp_path, monkeypatch):
+    monkeypatch.setenv("FSC_CLIP_CACHE_DIR", str(tmp_path / "cache"))  # no shared base: pretrain is expected
+    cfg, out, lines = demo_config(quick=True), tmp_path / "demo", []
+    first = _fake_invocation(cfg, out, work=True, log=lines.append)
+    assert first["eta_at_start"] is None  # nothing recorded and nothing measured yet
+    saved = json.loads((out / "timings.json").read_text())
+    assert saved["last_full_run"] == saved["invocations"][0] and saved["invocations"][0]["complete"]
+
+    second = _fake_invocation(cfg, out, work=False, log=lines.append)  # the cached re-run
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["invocations"][0] == saved["invocations"][0]  # the earlier timings are kept, unchanged
+    assert len(timings["invocations"]) == 2 and timings["last_full_run"] == saved["invocations"][0]
+    assert set(timings["invocations"][1]["reused_stages"]) == {"world", "pretrain", "negatives", "finetune", "evaluate"}
+    recorded = sum(v for k, v in saved["invocations"][0]["timings_s"].items() if k != "total")
+    assert second["eta_at_start"] == pytest.approx(recorded)  # the ETA reads the recorded stage times
+
+    third = _fake_invocation(demo_config(quick=True, seed=5), out, work=True, log=lines.append)  # other settings
+    assert third["eta_at_start"] is not None  # estimated from the recorded speed of the last run that did work
+    assert len(json.loads((out / "timings.json").read_text())["invocations"]) == 3
+
+
+def test_progress_is_one_line_per_update_with_stage_elapsed_and_eta(tmp_path, monkeypatch):
+    from fsc_clip.demo.pipeline import STAGES, _Demo
+
+    monkeypatch.setenv("FSC_CLIP_CACHE_DIR", str(tmp_path / "cache"))
+    lines: list[str] = []
+    d = _Demo(demo_config(quick=True), tmp_path / "demo", progress=False, log=lines.append)
+
+    def work(items: tuple[str, ...] = ()):
+        d.working = True
+        for k, name in enumerate(items):
+            d.step(k, len(items), name)
+            time.sleep(0.3)
+        time.sleep(0.2)
+
+    for name in STAGES:
+        d.stage(name, lambda name=name: work(("clip-ft", "negclip") if name == "finetune" else ()))
+    pattern = re.compile(
+        r"\[demo (\d)/6 (\w+)(?: (\d)/(\d) (\S+))?\] "
+        r"(?:done in \d+\.\d s; )?elapsed \dm\d\ds, "
+        r"(?:ETA ~\dm\d\ds|ETA: after the first stage that does work|finished)"
+    )
+    assert all("\n" not in line and pattern.fullmatch(line) for line in lines), lines
+    assert len(lines) == 2 * len(STAGES) + 2  # a start and an end line per stage, one line per fine-tuning run
+    steps = [pattern.fullmatch(line).groups()[2:] for line in lines if pattern.fullmatch(line).group(3)]
+    assert steps == [("1", "2", "clip-ft"), ("2", "2", "negclip")]
+    assert "ETA ~" in lines[1] and "ETA ~" in lines[2]  # once a stage did work, the ETA is known
+    assert lines[-1].endswith("finished")
+
+
 def test_quick_preset_says_smoke_test():
     from fsc_clip.cli.demo import SMOKE_TEST
 
@@ -44,7 +222,7 @@ def test_quick_preset_says_smoke_test():
 
 
 @pytest.mark.slow
-def test_quick_demo_end_to_end_then_cached(tmp_path, capsys, monkeypatch):
+def test_quick_demo_end_to_end_then_cached_then_the_ablation(tmp_path, capsys, monkeypatch):
     from fsc_clip.cli.main import main
     from fsc_clip.demo import run_demo
     from fsc_clip.demo.pipeline import base_cache_dir
@@ -81,6 +259,28 @@ def test_quick_demo_end_to_end_then_cached(tmp_path, capsys, monkeypatch):
     other = tmp_path / "other"  # another folder reuses the shared base instead of pre-training again
     third = run_demo(demo_config(quick=True), other, progress=False, log=lambda _msg: None)
     assert "base:shared" in third.cached and "clip-ft" not in third.cached
+
+    capsys.readouterr()  # the loss ablation in the first folder: same world and base, its own runs and report
+    assert main(["demo", "--quick", "--study", "ablation", "--output", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    ablation = demo_config(quick=True, study="ablation")
+    names = [m.name for m in ablation.methods]
+    report = out / "report-ablation"
+    for name in ("summary.csv", "report.md", "report.html", "plots/comp_vs_zs.png", "plots/paired.png"):
+        assert (report / name).is_file(), name
+    with (report / "summary.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [r["run"] for r in rows] == ["base", *names]
+    assert all(r["delta_Comp_ci_lo"] != "" for r in rows[1:])  # paired intervals vs the base ...
+    assert all(r[f"delta_Comp_vs_{names[0]}_ci_lo"] != "" for r in rows[2:])  # ... and vs the reference row
+    table = printed[printed.index("model ") :].splitlines()
+    assert table[0].split()[:5] == ["model", "global", "local", "focal", "ls"]
+    row3 = next(line for line in table if line.startswith(names[2]))
+    assert row3.split()[1:5] == ["✓", "✓", "-", "-"]
+    html = (report / "report.html").read_text()
+    assert f"Paired comparison vs {names[0]}" in html and "Published rows of this study" in html
+    timings = json.loads((out / "timings.json").read_text())
+    assert timings["invocations"][-1]["study"] == "ablation" and "world" in timings["invocations"][-1]["reused_stages"]
 
 
 def test_seed_runs_are_named_and_summarised_as_mean_and_std():

@@ -485,3 +485,182 @@ WRITERS_2025: dict[str, Callable[[Path, _Images, int], Expected]] = {
 def write_fixture_2025(name: str, root: Path, scale: int = 1, seed: int = 0) -> Expected:
     """Write one compositional_2025 benchmark's fixture under ``root``; return the expected counts."""
     return WRITERS_2025[name](Path(root), _Images(seed), scale)
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_negbench_syn(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """m1k2zoo/negbench ``data/images/synthetic_mcq_llama3.1_rephrased.csv``: the MCQ columns of the COCO CSV; image
+    paths relative to ``negbench/`` (the synthetic images have no published location)."""
+    d = root / "negbench"
+    rows, exp = [], {}
+    for i in range(5 * scale + 1):
+        template = NEGBENCH_TEMPLATES[(i + 1) % 3]
+        img(d / "data" / "synthetic" / f"{i:05d}.png")
+        caps = [f"a synthetic scene {i} with a {k} cat" if k % 2 else f"no dog in synthetic scene {i} ({k})"
+                for k in range(4)]  # fmt: skip
+        rows.append({"image_path": f"data/synthetic/{i:05d}.png", **{f"caption_{k}": c for k, c in enumerate(caps)},
+                     "correct_answer": (i * 3) % 4, "correct_answer_template": template})  # fmt: skip
+        for sub in ("total", template):
+            exp[f"negbench_syn::synthetic::{sub}"] = exp.get(f"negbench_syn::synthetic::{sub}", 0) + 1
+    _write_csv(d / "data" / "images" / "synthetic_mcq_llama3.1_rephrased.csv", rows)
+    return exp
+
+
+def write_negbench_chexpert(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """m1k2zoo/negbench ``data/images/chexpert_binary_mcq{,_control}.csv`` (``CsvBinaryMCQDataset``: image_path,
+    caption_0, caption_1, correct_answer; no template). Both files ask about the same X-rays, with absolute paths
+    the user rewrote to existing files."""
+    d = root / "negbench"
+    exp = {}
+    paths = [str(img(d / "chexpert" / "valid" / f"patient{60000 + i}" / "study1" / "view1_frontal.jpg").resolve())
+             for i in range(3 * scale)]  # fmt: skip
+    for part, phrase in (("binary_mcq", "no {} is seen"), ("binary_mcq_control", "{} is seen")):
+        rows = []
+        for i in range(4 * scale + (part == "binary_mcq")):
+            finding = ("effusion", "edema", "pneumothorax")[i % 3]
+            caps = [phrase.format(finding) + f" ({i})", phrase.format("cardiomegaly") + f" ({i})"]
+            rows.append({"image_path": paths[i % len(paths)], "caption_0": caps[0], "caption_1": caps[1],
+                         "correct_answer": i % 2})  # fmt: skip
+        _write_csv(d / "data" / "images" / f"chexpert_{part}.csv", rows)
+        exp[f"negbench_chexpert::{part}::total"] = len(rows)
+    return exp
+
+
+def write_negbench_retrieval(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """m1k2zoo/negbench ``data/images/COCO_val_retrieval.csv`` and
+    ``COCO_val_negated_retrieval_llama3.1_rephrased_affneg_true.csv`` (``CsvImageCaptionDataset``: ``filepath`` and
+    ``captions``, the Python list literal pandas writes for a list). The same images in both; 4 to 6 captions each
+    (one with an apostrophe, so its literal uses double quotes; commas force CSV quoting); absolute authors'-style
+    paths, found relative to ``negbench/``."""
+    d = root / "negbench"
+    n = 4 * scale + 2
+    for i in range(n):
+        img(d / "data" / "coco" / "val2017" / f"{i:012d}.jpg")
+    exp = {}
+    for part, name in (("COCO", "COCO_val_retrieval.csv"),
+                       ("COCO-negated", "COCO_val_negated_retrieval_llama3.1_rephrased_affneg_true.csv")):  # fmt: skip
+        rows, n_caps = [], 0
+        for i in range(n):
+            caps = [f"a dog on a sofa, photo {i} caption {j}" for j in range(4 + i % 3)]
+            if part == "COCO-negated":
+                caps = [c.replace("a sofa", "a sofa with no cat") for c in caps]
+                caps[0] = f"there's no cat, only a dog {i}"
+            rows.append({"filepath": f"/data/coco/val2017/{i:012d}.jpg", "captions": repr(caps)})
+            n_caps += len(caps)
+        _write_csv(d / "data" / "images" / name, rows)
+        exp.update({f"negbench_retrieval::{part}::i2t/R@{k}": n for k in (1, 5)})
+        exp.update({f"negbench_retrieval::{part}::t2i/R@{k}": n_caps for k in (1, 5)})
+    return exp
+
+
+COLA_SINGLE_PARTS = ("GQA", "CLEVR", "PACO")
+
+
+def write_cola_single(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """arijitray1993/COLA ``data/COLA_singleobjects_benchmark_{GQA,CLEVR,PACO}.json``: class names and
+    ``[image_file, objects_attributes_annotation, label, hard_list]`` rows. GQA as the README describes it
+    (``{"labels", "data"}``, Visual Genome URLs), CLEVR as ``eval.py`` indexes it (``[labels, data]``, paths relative
+    to ``cola/``), PACO without the annotation (3-entry rows, authors' absolute paths: found in ``images/``). Every
+    class has a positive among its hard images, except a class no image has and one without hard images (both
+    skipped by ``ColaSingleObjAP``). Returns the number of classes averaged per part."""
+    d = root / "cola"
+    exp = {}
+    for p, part in enumerate(COLA_SINGLE_PARTS):
+        names = [f"{c} {a} {o}" for c, a, o in zip(("white", "red", "blue", "green", "round", "tall"),
+                                                   ("square", "small", "shiny", "wooden", "large", "metal"),
+                                                   ("plate", "cube", "cup", "table", "sphere", "lamp"))]  # fmt: skip
+        names = [f"{n} {part.lower()}" for n in names[: 4 + p]]
+        rows = []
+        for i in range(5 * scale + 2 * p):
+            stem = f"{part}_{i:05d}"
+            if part == "GQA":
+                img(d / "images" / f"{2350000 + i}.jpg")
+                image = f"https://cs-people.bu.edu/array/data/vg_gqa_images/{2350000 + i}.jpg"
+            elif part == "CLEVR":
+                img(d / "CLEVR_v1.0" / "images" / "val" / f"{stem}.png")
+                image = f"CLEVR_v1.0/images/val/{stem}.png"
+            else:
+                img(d / "images" / f"{stem}.jpg")
+                image = f"/projectnb/ivc-ml/paco/images/{stem}.jpg"
+            label = [int((i + c) % 3 == 0) for c in range(len(names))]
+            label[-1] = 0  # the last class: no image has it
+            hard = [int((i + 2 * c) % 4 != 1) for c in range(len(names))]
+            hard[-2] = 0  # the second last: no hard image
+            annotation = {"objects": {"plate": ["white", "square"]}}
+            rows.append([image, label, hard] if part == "PACO" else [image, annotation, label, hard])
+        data = [names, rows] if part == "CLEVR" else {"labels": names, "data": rows}
+        _dump(d / "data" / f"COLA_singleobjects_benchmark_{part}.json", data)
+        exp[f"cola_single::{part}::mAP"] = len(names) - 2
+    return exp
+
+
+VISMIN_CATEGORIES = ("object", "attribute", "counting", "relation")
+
+
+def write_vismin(root: Path, img: _Images, scale: int = 1) -> Expected:
+    """HF mair-lab/vismin-bench ``data/``: a ``datasets.save_to_disk`` folder, ``dataset_dict.json`` and
+    ``test/data-0000k-of-00003.arrow`` (Arrow IPC streams) with ``state.json``; columns id, image_0, text_0, image_1,
+    text_1, text_question_0/1, image_question_0/1, category, the images as HF ``Image`` structs ``{bytes, path}``
+    (JPEG). Ids count within each category, as in the release. Needs pyarrow."""
+    import io
+
+    import pyarrow as pa
+
+    d = root / "vismin" / "data"
+    (d / "test").mkdir(parents=True, exist_ok=True)
+    (d / "dataset_dict.json").write_text(json.dumps({"splits": ["test"]}))
+    scratch = root / "_vismin_src"
+    exp: Expected = {}
+    ids: dict[str, int] = {}
+    files = []
+    for shard in range(3):
+        rows = []
+        for j in range(3 * scale + shard):
+            category = VISMIN_CATEGORIES[(j + shard) % 4]
+            n = ids[category] = ids.get(category, -1) + 1
+            enc = []
+            for k in (0, 1):
+                buf = io.BytesIO()
+                with Image.open(img(scratch / f"{shard}_{j}_{k}.png")) as im:
+                    im.save(buf, format="JPEG")
+                enc.append({"bytes": buf.getvalue(), "path": None})
+            texts = (f"two {category} dogs {shard}-{j}", f"three {category} dogs {shard}-{j}")
+            rows.append(
+                {
+                    "id": n,
+                    "image_0": enc[0],
+                    "text_0": texts[0],
+                    "image_1": enc[1],
+                    "text_1": texts[1],
+                    "text_question_0": f"Does this image best match: {texts[0]}?",
+                    "text_question_1": f"Does this image best match: {texts[1]}?",
+                    "image_question_0": f"Which image better aligns with: {texts[0]}?",
+                    "image_question_1": f"Which image better aligns with: {texts[1]}?",
+                    "category": category,
+                }
+            )
+            for m in ("text", "image", "group"):
+                exp[f"vismin::{category}::{m}"] = exp.get(f"vismin::{category}::{m}", 0) + 1
+        table = pa.Table.from_pylist(rows)
+        name = f"data-{shard:05d}-of-00003.arrow"
+        with pa.OSFile(str(d / "test" / name), "wb") as sink, pa.ipc.new_stream(sink, table.schema) as writer:
+            writer.write_table(table)
+        files.append({"filename": name})
+    (d / "test" / "state.json").write_text(json.dumps({"_data_files": files, "_split": None}))
+    return exp
+
+
+WRITERS_2025.update({
+    "negbench_syn": write_negbench_syn,
+    "negbench_chexpert": write_negbench_chexpert,
+    "negbench_retrieval": write_negbench_retrieval,
+    "cola_single": write_cola_single,
+    "vismin": write_vismin,
+})  # fmt: skip

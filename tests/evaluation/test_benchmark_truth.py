@@ -644,26 +644,131 @@ def truth_bivlc(root: Path) -> Truth:
     return Truth(book, out.scores(), out.counts(), out.scores()["bivlc::group"], {"n_items_published": 2933})
 
 
-@case("negbench")
-def truth_negbench(root: Path) -> Truth:
+NEGBENCH_MCQ = {  # benchmark -> (part, CSV under negbench/data/images/), as m1k2zoo/negbench datasets.md names them
+    "negbench": (("COCO", "COCO_val_mcq_llama3.1_rephrased.csv"), ("VOC2007", "VOC2007_mcq_llama3.1_rephrased.csv")),
+    "negbench_syn": (("synthetic", "synthetic_mcq_llama3.1_rephrased.csv"),),
+    "negbench_chexpert": (("binary_mcq", "chexpert_binary_mcq.csv"),
+                          ("binary_mcq_control", "chexpert_binary_mcq_control.csv")),
+}  # fmt: skip
+NEGBENCH_COLUMN = {
+    "negbench": lambda sc: (sc["negbench::COCO::total"] + sc["negbench::VOC2007::total"]) / 2,
+    "negbench_syn": lambda sc: sc["negbench_syn::synthetic::total"],
+    "negbench_chexpert": lambda sc: sc["negbench_chexpert::binary_mcq::total"],  # the negated captions
+}
+
+
+@case(*NEGBENCH_MCQ)
+def truth_negbench(root: Path, name: str = "") -> Truth:
+    """mcq.py: the right caption is ``caption_<correct_answer>``; accuracy per part and per template (if any)."""
     from eval_fixtures import write_fixture_2025
 
-    write_fixture_2025("negbench", root, scale=3)
+    write_fixture_2025(name, root, scale=3)
     book, d = Book(root), root / "negbench"
     out = Outcomes(book)
-    for ds, name in (("COCO", "COCO_val"), ("VOC2007", "VOC2007")):
-        with (d / "data" / "images" / f"{name}_mcq_llama3.1_rephrased.csv").open(newline="") as f:
+    for part, file in NEGBENCH_MCQ[name]:
+        with (d / "data" / "images" / file).open(newline="") as f:
             for row in csv.DictReader(f):
                 raw = row["image_path"]
                 path = raw if os.path.isfile(raw) else d / raw.lstrip("/")
-                ok = book.pair(f"negbench::{ds}", path, row[f"caption_{int(row['correct_answer'])}"])
-                out.add(f"negbench::{ds}::total", ok)
-                out.add(f"negbench::{ds}::{row['correct_answer_template']}", ok)
-    return pooled_truth(book, out, lambda sc: (sc["negbench::COCO::total"] + sc["negbench::VOC2007::total"]) / 2)
+                ok = book.pair(f"{name}::{part}", path, row[f"caption_{int(row['correct_answer'])}"])
+                out.add(f"{name}::{part}::total", ok)
+                if "correct_answer_template" in row:
+                    out.add(f"{name}::{part}::{row['correct_answer_template']}", ok)
+    return pooled_truth(book, out, NEGBENCH_COLUMN[name])
+
+
+@case("negbench_retrieval")
+def truth_negbench_retrieval(root: Path) -> Truth:
+    """retrieval.py: one pool per CSV (rows = images, every caption a query), R@1 and R@5 both ways."""
+    from eval_fixtures import write_fixture_2025
+
+    write_fixture_2025("negbench_retrieval", root, scale=2)
+    book, d = Book(root), root / "negbench"
+    scores, counts = {}, {}
+    for part, file in (("COCO", "COCO_val_retrieval.csv"),
+                       ("COCO-negated", "COCO_val_negated_retrieval_llama3.1_rephrased_affneg_true.csv")):  # fmt: skip
+        with (d / "data" / "images" / file).open(newline="") as f:
+            rows = list(csv.DictReader(f))
+        images = [d / r["filepath"].lstrip("/") for r in rows]
+        captions = [(c, i) for i, r in enumerate(rows) for c in ast.literal_eval(r["captions"])]
+        if part == "COCO-negated":  # the parts must differ: image 2's other captions are preferred by 6 images
+            for text in [c for c, o in captions if o == 2][1:]:
+                for i in range(3, 9):
+                    book.set(book.key(images[i]), text, 2.0)
+        part_scores, part_counts = retrieval_recalls(book, f"negbench_retrieval::{part}", images, captions, (1, 5))
+        scores.update(part_scores)
+        counts.update(part_counts)
+    assert scores["negbench_retrieval::COCO::t2i/R@5"] != scores["negbench_retrieval::COCO-negated::t2i/R@5"]
+    return Truth(book, scores, counts, scores["negbench_retrieval::COCO-negated::t2i/R@5"])
+
+
+@case("cola_single")
+def truth_cola_single(root: Path) -> Truth:
+    """ColaSingleObjAP: s(image, class) = 1 if the image has the class, else 0, except chosen pairs made wrong (a
+    negative 2, above every positive; or a positive 0, tied with the negatives). AP per class over its hard images
+    from the definition (precision and recall at each distinct score), mean over the classes that some image has
+    and that have hard images."""
+    from eval_fixtures import COLA_SINGLE_PARTS, write_fixture_2025
+
+    write_fixture_2025("cola_single", root, scale=2)
+    book, d = Book(root), root / "cola"
+    scores, counts = {}, {}
+    for part in COLA_SINGLE_PARTS:
+        data = load_json(d / "data" / f"COLA_singleobjects_benchmark_{part}.json")
+        names, rows = (data["labels"], data["data"]) if isinstance(data, dict) else data
+        keys = []
+        for r in rows:  # GQA: URLs, CLEVR: paths relative to cola/, PACO: authors' paths -> images/<name>
+            keys.append(book.key(d / r[0] if part == "CLEVR" else d / "images" / r[0].rsplit("/", 1)[1]))
+        aps = []
+        for c, name in enumerate(names):
+            for i, (key, r) in enumerate(zip(keys, rows)):
+                wrong = book.made_wrong(f"cola_single::{part}")
+                book.set(key, name, float(r[-2][c]) + (2.0 if wrong and not r[-2][c] else 0.0) -
+                         (1.0 if wrong and r[-2][c] and i % 2 else 0.0))  # fmt: skip
+            hard = [i for i, r in enumerate(rows) if r[-1][c] == 1]
+            if any(r[-2][c] for r in rows) and hard:
+                aps.append(definition_ap([book.get(keys[i], name) for i in hard], [rows[i][-2][c] for i in hard]))
+        scores[f"cola_single::{part}::mAP"], counts[f"cola_single::{part}::mAP"] = 100.0 * avg(aps), len(aps)
+    return Truth(book, scores, counts, avg(scores.values()))
+
+
+def definition_ap(scores: list[float], labels: list[int]) -> float:
+    ap, prev = 0.0, 0.0
+    for t in sorted(set(scores), reverse=True):
+        picked = [y for v, y in zip(scores, labels) if v >= t]
+        recall = sum(picked) / sum(labels)
+        ap, prev = ap + (recall - prev) * sum(picked) / len(picked), recall
+    return ap
+
+
+@case("vismin")
+def truth_vismin(root: Path) -> Truth:
+    """The Arrow rows decoded here into the documented images/<shard>/<row>_{0,1}.jpg; text / image / group per
+    category (vismin-bench metric.py); the column is the mean of the four group scores."""
+    pa = pytest.importorskip("pyarrow")
+    from eval_fixtures import VISMIN_CATEGORIES, write_fixture_2025
+
+    write_fixture_2025("vismin", root, scale=3)
+    book, d = Book(root), root / "vismin"
+    out = Outcomes(book)
+    for shard in sorted((d / "data" / "test").glob("data-*.arrow")):
+        with pa.OSFile(str(shard)) as f:
+            rows = pa.ipc.open_stream(f).read_all().to_pylist()
+        for i, row in enumerate(rows):
+            paths = []
+            for k in (0, 1):
+                path = d / "images" / shard.name.split(".")[0] / f"{i}_{k}.jpg"
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(row[f"image_{k}"]["bytes"])
+                paths.append(path)
+            out.group(f"vismin::{row['category']}::", paths, [row["text_0"], row["text_1"]])
+    return pooled_truth(book, out, lambda sc: avg(sc[f"vismin::{c}::group"] for c in VISMIN_CATEGORIES))
 
 
 # ----- retrieval ------------------------------------------------------------------------------------------------
-def retrieval_truth(book: Book, name: str, images: list[Path], captions: list[tuple[str, int]]) -> Truth:
+def retrieval_recalls(
+    book: Book, prefix: str, images: list[Path], captions: list[tuple[str, int]], ks: Sequence[int] = (1, 5, 10)
+) -> tuple[dict[str, float], dict[str, int]]:
     """Own captions score 1; some foreign pairs 2 (image 2j+1 prefers a caption of the next image; the first
     caption is preferred by up to 6 other images, so it misses at R@1 and R@5). Recall counted naively."""
     keys = [book.key(p) for p in images]
@@ -687,10 +792,16 @@ def retrieval_truth(book: Book, name: str, images: list[Path], captions: list[tu
     t2i_rank = [sum(1 for i in range(n) if i != o and s(i, t) >= s(o, t)) for t, o in captions]
     scores = {}
     for direction, ranks in (("i2t", i2t_rank), ("t2i", t2i_rank)):
-        for k in (1, 5, 10):
-            scores[f"{name}::{direction}/R@{k}"] = pct(r < k for r in ranks)
+        for k in ks:
+            scores[f"{prefix}::{direction}/R@{k}"] = pct(r < k for r in ranks)
     counts = {k: (n if "::i2t" in k else len(captions)) for k in scores}
-    assert 0 < scores[f"{name}::i2t/R@1"] < 100 and 0 < scores[f"{name}::t2i/R@5"] < 100  # the fixture has teeth
+    assert 0 < scores[f"{prefix}::i2t/R@1"] < 100 and 0 < scores[f"{prefix}::t2i/R@5"] < 100  # the fixture has teeth
+    return scores, counts
+
+
+def retrieval_truth(book: Book, name: str, images: list[Path], captions: list[tuple[str, int]]) -> Truth:
+    """:func:`retrieval_recalls` at R@1/5/10; the column is the mean of I2T and T2I R@1."""
+    scores, counts = retrieval_recalls(book, name, images, captions)
     return Truth(book, scores, counts, (scores[f"{name}::i2t/R@1"] + scores[f"{name}::t2i/R@1"]) / 2)
 
 
@@ -900,7 +1011,7 @@ def truth_case(name: str) -> Callable[[Path], Truth] | None:
     """The truth builder of a registered benchmark (zero-shot tasks share one; synthetic ones use the world)."""
     if name in CASES:
         fn = CASES[name]
-        return (lambda root: fn(root, name)) if fn is truth_karpathy else fn
+        return (lambda root: fn(root, name)) if fn in (truth_karpathy, truth_negbench) else fn
     if name.startswith("zs-"):
         return lambda root: truth_zeroshot(root, name)
     return None
@@ -956,7 +1067,9 @@ def test_synthetic_benchmark_scores_match_known_truth(name: str, world: Path):
 
 
 def test_every_writer_fixture_is_covered():
-    assert set(WRITERS) <= set(CASES), "a shared fixture writer has no truth case"
+    from eval_fixtures import WRITERS_2025
+
+    assert set(WRITERS) | set(WRITERS_2025) <= set(CASES), "a shared fixture writer has no truth case"
 
 
 # ----- boundaries: a tie is never a success, in each task type ---------------------------------------------------

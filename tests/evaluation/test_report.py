@@ -246,3 +246,70 @@ def test_html_renders_in_headless_chromium(runs, tmp_path):
            files["html"].resolve().as_uri()]  # fmt: skip
     subprocess.run(cmd, check=False, capture_output=True, timeout=120)
     assert shot.is_file() and shot.read_bytes()[:8] == PNG and shot.stat().st_size > 10_000
+
+
+def test_inline_code_becomes_code_elements_and_no_backtick_survives():
+    from fsc_clip.evaluation.report import inline_html
+
+    assert (
+        inline_html("run `fsc-clip eval --save-scores` first") == "run <code>fsc-clip eval --save-scores</code> first"
+    )
+    assert inline_html("a < b & `x<y>`") == "a &lt; b &amp; <code>x&lt;y&gt;</code>"
+    assert inline_html("a stray ` backtick") == "a stray  backtick"
+
+
+class _Text(HTMLParser):
+    """The visible text of a page (no <style> / <script>), and the text of its <dl class="defs"> entries."""
+
+    def __init__(self):
+        super().__init__()
+        self.text, self.defs, self._skip, self._in = [], [], False, None
+
+    def handle_starttag(self, tag, attrs):
+        self._skip = tag in ("style", "script")
+        if tag in ("dt", "dd"):
+            self._in = tag
+            if tag == "dt":
+                self.defs.append(["", ""])
+
+    def handle_endtag(self, tag):
+        self._skip, self._in = False, None if tag in ("dt", "dd") else self._in
+
+    def handle_data(self, data):
+        if not self._skip:
+            self.text.append(data)
+        if self._in:
+            self.defs[-1][0 if self._in == "dt" else 1] += data
+
+
+def test_html_defines_the_headline_columns_and_shows_no_markdown(runs, tmp_path):
+    files = write_report(build_report(runs, profile="fsc", baseline="clip-b32"), tmp_path / "out")
+    page = files["html"].read_text()
+    parsed = _Text()
+    parsed.feed(page)
+    defs = dict(parsed.defs)
+    assert list(defs)[:4] == ["Comp", "ZS", "I2T", "T2I"]
+    assert defs["Comp"].startswith("compositionality: mean of the 11") and defs["ZS"].startswith("zero-shot")
+    assert defs["I2T"].startswith("image-to-text retrieval") and defs["T2I"].startswith("text-to-image retrieval")
+    assert "`" not in "".join(parsed.text) and "<code>fsc-clip eval --save-scores</code>" in page
+    assert "21 zero-shot" not in "".join(parsed.text).split("Definitions", 1)[1].replace(defs["ZS"], "")
+    md = files["markdown"].read_text()
+    assert "## Definitions" in md and "- **Comp**: compositionality: mean of the 11" in md
+
+
+def test_reference_rows_get_their_own_paired_table_and_summary_columns(runs, tmp_path):
+    third = write_results(tmp_path / "clip-copy", "ViT-B-32", "openai")
+    report = build_report([*runs, third], profile="fsc", baseline="clip-b32", references=["negclip"])
+    assert report.references == ["negclip"]
+    from fsc_clip.evaluation.report import report_tables
+
+    titles = [t.title for t in report_tables(report)]
+    assert titles[:3] == ["Headline", "Paired comparison vs clip-b32", "Paired comparison vs negclip"]
+    vs_ref = next(t for t in report_tables(report) if t.title == "Paired comparison vs negclip")
+    assert [r[0] for r in vs_ref.rows] == ["clip-copy"]  # the baseline and the reference itself are not rows
+    rows = list(csv.DictReader(write_report(report, tmp_path / "out")["summary_csv"].open()))
+    neg = float(rows[1]["ZS"])
+    assert float(rows[2]["delta_ZS_vs_negclip"]) == pytest.approx(float(rows[2]["ZS"]) - neg)
+    assert rows[2]["delta_ZS_vs_negclip_ci_lo"] == ""  # no per-item outcomes in these results: no interval
+    with pytest.raises(UserError, match="matches no row"):
+        build_report(runs, profile="fsc", references=["nope"])

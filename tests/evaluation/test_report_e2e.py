@@ -161,3 +161,68 @@ def _decoded_sizes(dom: str) -> dict[str, tuple[int, int]]:
         if ident and dec:
             sizes[ident.group(1)] = (int(dec.group(1)), int(dec.group(2)))
     return sizes
+
+
+# ----- the demo's report in a real browser: definitions, no Markdown, only the tasks of its tables --------------
+TEXT_PROBE_JS = """window.addEventListener('load',function(){var text=document.body.innerText;
+var tables=document.querySelectorAll('table');tables.forEach(function(t){t.style.display='none'});
+var prose=document.body.innerText;tables.forEach(function(t){t.style.display=''});
+var cells=[].map.call(document.querySelectorAll('th,td'),function(c){return c.innerText});
+var defs=[].map.call(document.querySelectorAll('dl.defs dt'),function(dt){
+return [dt.innerText,dt.nextElementSibling?dt.nextElementSibling.innerText:''];});
+var out=document.createElement('pre');out.id='probe-out';
+out.textContent=JSON.stringify({text:text,prose:prose,cells:cells,defs:defs,
+code:document.querySelectorAll('p code').length});document.body.appendChild(out);});"""
+
+
+def _synthetic_results(folder: Path, name: str, offset: float) -> Path:
+    """One run's result JSONs for the synthetic profile: every sub-score the benchmark classes declare."""
+    from fsc_clip.evaluation.benchmarks import BENCHMARKS
+    from fsc_clip.evaluation.benchmarks.synthetic import COMP_BENCHMARKS
+
+    out = folder / name
+    out.mkdir(parents=True)
+    for bench in (*COMP_BENCHMARKS, "synthetic_zeroshot", "synthetic_retrieval"):
+        subs = BENCHMARKS.get(bench).sub_scores
+        scores = {f"{bench}::{s}": 30.0 + offset + 2 * i for i, s in enumerate(subs)}
+        record = {"benchmark": bench, "model": {"name": "fsc-demo", "label": f"fsc-demo/{name}"}, "scores": scores}
+        (out / f"{bench}.json").write_text(json.dumps(record))
+    return out
+
+
+def test_demo_report_html_in_chromium_defines_columns_has_no_markdown_and_names_only_its_tasks(tmp_path):
+    import html as html_lib
+
+    from fsc_clip.demo import demo_config
+    from fsc_clip.demo.pipeline import _Demo, _stage_report
+    from fsc_clip.evaluation.benchmarks import BENCHMARKS
+    from fsc_clip.evaluation.benchmarks.synthetic import SyntheticZeroShot
+
+    browser = _chromium()
+    cfg = demo_config(quick=True, study="ablation")  # the study with a reference row and a published table
+    names = ["base", *(m.name for m in cfg.methods)]
+    eval_dirs = {n: _synthetic_results(tmp_path / "eval", n, k) for k, n in enumerate(names)}
+    d = _Demo(cfg, tmp_path / "demo", progress=False, log=lambda _m: None)
+    _stage_report(d, eval_dirs)  # the demo's own report step: build, study description, published rows, write
+    page = d.result.report_files["html"].read_text(encoding="utf-8")
+    probe = tmp_path / "probe.html"
+    probe.write_text(page.replace("</body>", f"<script>{TEXT_PROBE_JS}</script></body>", 1), encoding="utf-8")
+    dom = _run_chromium(browser, tmp_path, "text", "--dump-dom", probe.as_uri())
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    found = re.search(r'<pre id="probe-out">(.*?)</pre>', dom.stdout, re.S)
+    assert found, "the probe did not run"
+    seen = json.loads(html_lib.unescape(found.group(1)))
+
+    defs = dict(seen["defs"])  # 1. a definitions block for the four headline columns
+    assert list(defs)[:4] == ["Comp", "ZS", "I2T", "T2I"]
+    for col, word in (("Comp", "compositionality"), ("ZS", "zero-shot"), ("I2T", "image-to-text"),
+                      ("T2I", "text-to-image")):  # fmt: skip
+        assert defs[col].startswith(word) and len(defs[col]) > len(word) + 5, (col, defs[col])
+    assert "`" not in seen["text"] and seen["code"] > 0  # 2. inline code rendered as <code>, no backticks left
+    cells = " ".join(seen["cells"])  # 3. every task the prose names is a column or row of a table
+    candidates = [*BENCHMARKS.names(), *SyntheticZeroShot.sub_scores, "ELEVATER", "ImageNet", "Flickr30k",
+                  "21 zero-shot", "21 tasks", "11 compositional"]  # fmt: skip
+    named = [c for c in candidates if re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", seen["prose"])]
+    assert {"shape", "color", "count"} <= set(named)  # the ZS definition names its tasks ...
+    missing = [c for c in named if not re.search(rf"(?<![\w-]){re.escape(c)}(?![\w-])", cells)]
+    assert not missing, f"the report names tasks that are in none of its tables: {missing}"  # ... and they are

@@ -29,6 +29,29 @@ def naive_clip(img: Tensor, txt: Tensor, scale: Tensor, negs: Tensor | None = No
     return (torch.stack(i2t).mean() + torch.stack(t2i).mean()) / 2
 
 
+def _log_sigmoid(x: Tensor) -> Tensor:
+    """``log σ(x) = −log(1 + e^{−x})``, written out (float64, moderate |x|: no stability tricks needed)."""
+    return -torch.log1p(torch.exp(-x))
+
+
+def naive_sigmoid(img, txt, scale, bias, negs=None, mask=None):
+    """Sigmoid (SigLIP) loss: every (image, caption) pair is a binary problem, label +1 for the matched pair and
+    −1 otherwise; each valid negative of any image is a −1 pair for every image. Sum / number of images."""
+    batch = img.shape[0]
+    total = torch.zeros((), dtype=img.dtype)
+    for i in range(batch):
+        for j in range(batch):
+            label = 1.0 if i == j else -1.0
+            total = total - _log_sigmoid(label * (scale * torch.dot(img[i], txt[j]) + bias))
+        if negs is None:
+            continue
+        for j in range(batch):
+            for k in range(negs.shape[1]):
+                if bool(mask[j, k]):
+                    total = total - _log_sigmoid(-(scale * torch.dot(img[i], negs[j, k]) + bias))
+    return total / batch
+
+
 def naive_scr_row(logits: list[Tensor], gamma: float, eps: float) -> Tensor:
     """SCR loss of one row whose *valid* logits are ``logits`` (positive first)."""
     n = len(logits) - 1

@@ -43,8 +43,9 @@ def test_every_registered_loss_builds_and_runs(name):
     b, k, d = 4, 2, 8
     img, txt = torch.randn(b, d, generator=gen), torch.randn(b, d, generator=gen)
     neg = torch.randn(b, k, d, generator=gen)
-    terms = loss_fn(img, txt, neg, torch.ones(b, k, dtype=torch.bool), torch.tensor(10.0))
-    assert "clip_loss" in terms and all(torch.isfinite(v) for v in terms.values())
+    bias = torch.tensor(-10.0) if loss_fn.uses_logit_bias else None  # the sigmoid family needs a logit bias
+    terms = loss_fn(img, txt, neg, torch.ones(b, k, dtype=torch.bool), torch.tensor(10.0), logit_bias=bias)
+    assert loss_fn.contrastive_term in terms and all(torch.isfinite(v) for v in terms.values())
     assert to_dict(LossConfig(loss_name=name))["loss_name"] == name
 
 

@@ -1,5 +1,6 @@
 """Distributed equivalence with real torch.distributed (gloo, 2 CPU processes) on the tiny open_clip model:
-gradients averaged over 2 ranks × B samples == one process on the concatenated 2·B batch."""
+gradients averaged over 2 ranks × B samples == one process on the concatenated 2·B batch, for the softmax and the
+sigmoid (SigLIP) losses (the model gets a learnable logit bias for the latter)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ def _configs() -> dict:
         "clip": {"loss": {"loss_name": "fsc-clip", "apply_global_neg_loss": False, "apply_local_neg_loss": False}},
         "negclip": {"loss": {"loss_name": "negclip"}},
         "fsc-clip": {"loss": {"loss_name": "fsc-clip", "neg_loss_weight": 1.0, "local_neg_weight": 0.5}},
+        "siglip": {"loss": {"loss_name": "siglip"}},  # negatives as negative-only columns
+        "fsc-siglip": {"loss": {"loss_name": "fsc-siglip", "neg_loss_weight": 1.0, "local_neg_weight": 0.5}},
     }
 
 
@@ -49,7 +52,7 @@ def _grads(model, loss_fn, batch: dict) -> dict:
 
     model.zero_grad(set_to_none=True)
     n = batch["texts"].shape[0]
-    use_negs = loss_fn.needs_negatives
+    use_negs = loss_fn.needs_negatives or loss_fn.negclip  # `siglip` uses negatives without requiring them
     texts = torch.cat([batch["texts"], batch["neg_texts"].flatten(0, 1)]) if use_negs else batch["texts"]
     f = encode(model, images=batch["images"], texts=texts, dense=loss_fn.needs_dense)
     kwargs = {}
@@ -63,6 +66,8 @@ def _grads(model, loss_fn, batch: dict) -> dict:
             "neg_text_tokens": f.text_tokens[n:].unflatten(0, (n, K)),
             "neg_text_mask": f.text_mask[n:].unflatten(0, (n, K)),
         }
+    if loss_fn.uses_logit_bias:
+        kwargs["logit_bias"] = model.logit_bias
     terms = loss_fn(f.image, f.text[:n], kwargs.pop("neg_text_features", None), kwargs.pop("neg_mask", None),
                     f.logit_scale, **kwargs)  # fmt: skip
     sum(terms.values()).backward()
@@ -73,12 +78,14 @@ def _model(state_path: Path):
     from fsc_clip.models import load_model
 
     model = load_model("fsc-tiny").model.double()
+    model.logit_bias = torch.nn.Parameter(torch.tensor(-4.0, dtype=torch.float64))  # as a SigLIP model has
     model.load_state_dict(torch.load(state_path, weights_only=True))
     return model
 
 
 def _worker(rank: int, port: int, workdir: str) -> None:
     import torch.distributed as dist
+    import torch.distributed.nn.functional as dist_fn
 
     from fsc_clip.losses import build_loss
 
@@ -92,6 +99,8 @@ def _worker(rank: int, port: int, workdir: str) -> None:
         results = {}
         for name, spec in _configs().items():
             grads = _grads(model, build_loss(spec["loss"], rank=rank, world_size=WORLD), local)
+            if "logit_bias" in grads:  # each rank's own (pre-averaging) bias gradient, all ranks side by side
+                results[f"{name}: logit_bias per rank"] = torch.cat(dist_fn.all_gather(grads["logit_bias"].view(1)))
             for g in grads.values():  # what DDP does: average the gradients over ranks
                 dist.all_reduce(g)
                 g /= WORLD
@@ -117,6 +126,7 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
 
     torch.manual_seed(0)
     lm = load_model("fsc-tiny")
+    lm.model.logit_bias = torch.nn.Parameter(torch.tensor(-4.0))
     torch.save(lm.model.double().state_dict(), tmp_path / "state.pt")
     batch = _batch(lm.tokenizer)
     torch.save(batch, tmp_path / "batch.pt")
@@ -135,5 +145,8 @@ def test_two_gloo_ranks_match_single_process(tmp_path):
         single = _grads(model, build_loss(spec["loss"]), batch)
         assert set(single) == set(dist_grads[name]), name
         assert "logit_scale" in single
+        assert ("logit_bias" in single) == build_loss(spec["loss"]).uses_logit_bias, name
+        if "logit_bias" in single:  # the bias enters every rank's loss
+            assert (dist_grads[f"{name}: logit_bias per rank"].abs() > 1e-6).all(), name
         for param, grad in single.items():
             torch.testing.assert_close(dist_grads[name][param], grad, atol=1e-5, rtol=1e-5, msg=f"{name}: {param}")

@@ -180,3 +180,21 @@ def test_local_file_into_gelu_vit_warns_about_quick_gelu(tmp_path, source):
     torch.save(source[0].model.state_dict(), path)  # wrong size for ViT-B-32: warns first, then fails to fit
     with pytest.warns(UserWarning, match="quick-gelu"), pytest.raises(ModelLoadError):
         load_model("ViT-B-32", str(path))
+
+
+def test_missing_hugging_face_tokenizer_is_a_clear_error(tmp_path):
+    """A SigLIP-style architecture whose HF tokenizer cannot be loaded: ModelLoadError naming it, no traceback."""
+    from importlib import resources
+
+    import open_clip
+
+    tiny = resources.files("fsc_clip") / "models" / "model_configs" / "fsc-tiny.json"
+    cfg = json.loads(tiny.read_text(encoding="utf-8"))
+    cfg["text_cfg"]["hf_tokenizer_name"] = "./no-such-folder/tokenizer"  # not a repo id, not a folder: no network
+    (tmp_path / "fsc-test-badtok.json").write_text(json.dumps(cfg))
+    open_clip.add_model_config(tmp_path)
+    try:
+        with pytest.raises(ModelLoadError, match=r"fsc-test-badtok: its tokenizer \(\./no-such-folder/tokenizer\)"):
+            load_model("fsc-test-badtok", None)
+    finally:
+        open_clip.factory._MODEL_CONFIGS.pop("fsc-test-badtok", None)  # leave open_clip's registry as it was

@@ -1,14 +1,21 @@
-"""Typed configuration of ``fsc-clip demo``; the presets (full / quick) are package data (``demo.yaml``)."""
+"""Typed configuration of ``fsc-clip demo``: the presets (full / quick, ``demo.yaml``) and the studies.
+
+A *study* chooses which fine-tuning runs the demo compares; the world, the pre-trained base and the fine-tuning
+recipe are the preset's for every study. Studies are registered in :data:`STUDIES` (``methods``: the preset's
+method list; ``ablation``: the paper's loss ablation, package data in ``studies.yaml``).
+"""
 
 from __future__ import annotations
 
 import copy
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
 from importlib import resources
 from typing import Any
 
 from fsc_clip.config import ConfigError, apply_overrides, from_dict
 from fsc_clip.data.synthetic import WorldConfig
+from fsc_clip.registry import Registry
 
 
 @dataclass
@@ -55,6 +62,26 @@ class MethodConfig:
 
 
 @dataclass
+class StudyConfig:
+    """Which comparison the demo makes (the runs themselves are ``DemoConfig.methods``).
+
+    Attributes:
+        name: Registered study name (:data:`STUDIES`); also names the report folder (``report`` for ``methods``,
+            ``report-<name>`` otherwise).
+        description: One paragraph for the report and the console.
+        reference: A method compared with every other run (paired intervals), besides the base (None: none).
+        source: Where the published numbers come from.
+        published: Method name -> the published headline numbers of its row (``Comp``, ``ZS``, ``I2T``, ``T2I``).
+    """
+
+    name: str = "methods"
+    description: str = ""
+    reference: str | None = None
+    source: str = ""
+    published: dict[str, dict[str, float]] = field(default_factory=dict)
+
+
+@dataclass
 class DemoConfig:
     """Everything ``fsc-clip demo`` does.
 
@@ -72,6 +99,7 @@ class DemoConfig:
         methods: The fine-tuning methods compared (all against the pre-trained base model).
         seeds: Fine-tuning seeds per method (``seed``, ``seed + 1``, ...; same world and base): > 1 adds a
             mean ± std table over seeds.
+        study: Which comparison this is (set by ``demo_config(study=...)``).
     """
 
     seed: int = 0
@@ -84,6 +112,7 @@ class DemoConfig:
     eval_batch_size: int = 256
     methods: list[MethodConfig] = field(default_factory=list)
     seeds: int = 1
+    study: StudyConfig = field(default_factory=StudyConfig)
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -91,16 +120,133 @@ class DemoConfig:
         names = [m.name for m in self.methods]
         if len(set(names)) != len(names) or "base" in names:
             raise ConfigError(f"demo method names must be unique and not 'base', got {names}")
+        if self.study.reference is not None and self.study.reference not in names:
+            raise ConfigError(f"study {self.study.name}: reference {self.study.reference!r} is not a method ({names})")
         if 0 < self.finetune_rows < self.finetune.batch_size:
             raise ConfigError(f"finetune_rows ({self.finetune_rows}) must be >= finetune.batch_size")
 
 
-def _presets() -> dict[str, Any]:
+@dataclass
+class AblationRow:
+    """One loss configuration of an ablation, as the switches of the FSC-CLIP loss.
+
+    Attributes:
+        name: Run and row name.
+        global_hn: The global hard-negative loss (``LossConfig.apply_global_neg_loss``).
+        local_hn: The local hard-negative loss, LHN (``apply_local_neg_loss``).
+        focal: SCR's focal loss (``neg_loss_name: focal_loss``; off: ``cross_entropy``).
+        smoothing: SCR's label smoothing over the valid negatives (``neg_label_smoothing`` = ε; off: None).
+        paper_row: The row's id in the published table (0: not a published row).
+        paper: The published headline numbers of that row.
+    """
+
+    name: str
+    global_hn: bool
+    local_hn: bool
+    focal: bool
+    smoothing: bool
+    paper_row: int = 0
+    paper: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not (self.global_hn or self.local_hn):
+            raise ConfigError(f"ablation row {self.name!r}: needs the global or the local hard-negative loss on")
+
+    def loss(self, template: dict[str, Any]) -> dict[str, Any]:
+        """``LossConfig`` fields: the template's loss (name, weights, γ, ε) with this row's four switches."""
+        from fsc_clip.losses.config import LossConfig
+
+        default_epsilon = next(f.default for f in fields(LossConfig) if f.name == "neg_label_smoothing")
+        epsilon = template.get("neg_label_smoothing") or default_epsilon  # the template's ε, even if it is off there
+        return {
+            **template,
+            "apply_global_neg_loss": self.global_hn,
+            "apply_local_neg_loss": self.local_hn,
+            "neg_loss_name": "focal_loss" if self.focal else "cross_entropy",
+            "neg_label_smoothing": epsilon if self.smoothing else None,
+        }
+
+
+@dataclass
+class AblationSpec:
+    """A loss ablation (package data, ``studies.yaml``): rows that switch parts of a template method's loss.
+
+    Attributes:
+        description: What the study shows.
+        template: The preset method every row starts from (negatives, LoRA, learning rate, loss weights, γ, ε).
+        rows: The loss configurations.
+        reference: The row compared with every other row (paired intervals), besides the base.
+        source: Where the rows' published numbers come from.
+    """
+
+    description: str
+    template: str
+    rows: list[AblationRow]
+    reference: str | None = None
+    source: str = ""
+
+    def __post_init__(self) -> None:
+        names = [r.name for r in self.rows]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"ablation rows must have unique names, got {names}")
+        if self.reference is not None and self.reference not in names:
+            raise ConfigError(f"ablation reference {self.reference!r} is not a row ({names})")
+
+
+#: name -> builder(preset) -> ``{"methods": [...], "study": {...}}``: what a study puts into the preset's data.
+STUDIES: Registry[Callable[[dict[str, Any]], dict[str, Any]]] = Registry("demo study")
+
+
+@STUDIES.register("methods")
+def _methods_study(preset: dict[str, Any]) -> dict[str, Any]:
+    """The preset's methods (CLIP, NegCLIP, FSC-CLIP full and LoRA) against the base."""
+    description = "Fine-tuning methods compared on one world, one pre-trained base and one fine-tuning recipe."
+    return {"methods": preset.get("methods", []), "study": {"name": "methods", "description": description}}
+
+
+@STUDIES.register("ablation")
+def _ablation_study(preset: dict[str, Any]) -> dict[str, Any]:
+    """The loss ablation of ``studies.yaml``: each row = the template method with its four loss switches."""
+    spec = from_dict(AblationSpec, _resource_yaml("studies.yaml")["ablation"], prefix="studies.yaml: ablation.")
+    templates = {m["name"]: m for m in preset.get("methods", [])}
+    if spec.template not in templates:
+        raise ConfigError(f"studies.yaml: ablation.template {spec.template!r} is not a method of the demo preset "
+                          f"({', '.join(templates)})")  # fmt: skip
+    template = templates[spec.template]
+    _check_hard_negative_loss(spec.template, dict(template.get("loss") or {}))
+    methods = [{**copy.deepcopy(template), "name": r.name, "loss": r.loss(dict(template.get("loss") or {}))}
+               for r in spec.rows]  # fmt: skip
+    study = {
+        "name": "ablation",
+        "description": " ".join(spec.description.split()),
+        "reference": spec.reference,
+        "source": " ".join(spec.source.split()),
+        "published": {r.name: r.paper for r in spec.rows if r.paper},
+    }
+    return {"methods": methods, "study": study}
+
+
+def _check_hard_negative_loss(name: str, loss: dict[str, Any]) -> None:
+    """The template's loss must have the separate hard-negative terms, or the switches would change nothing."""
+    from fsc_clip.losses.config import LossConfig
+
+    both = from_dict(LossConfig, {**loss, "apply_global_neg_loss": True, "apply_local_neg_loss": True})
+    if both.global_weight <= 0 or both.local_weight <= 0:
+        raise ConfigError(
+            f"studies.yaml: ablation.template {name!r} has loss {both.loss_name!r}, which has no separate global / "
+            "local hard-negative losses with positive weights (use an fsc-clip method)"
+        )
+
+
+def _resource_yaml(name: str) -> dict[str, Any]:
     import yaml
 
-    path = resources.files("fsc_clip").joinpath("resources").joinpath("synthetic").joinpath("demo.yaml")
-    text = path.read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    path = resources.files("fsc_clip").joinpath("resources").joinpath("synthetic").joinpath(name)
+    return yaml.safe_load(path.read_text(encoding="utf-8"))
+
+
+def _presets() -> dict[str, Any]:
+    return _resource_yaml("demo.yaml")
 
 
 def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
@@ -110,10 +256,19 @@ def _deep_merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def demo_config(quick: bool = False, seed: int = 0, overrides: list[str] | None = None) -> DemoConfig:
-    """The packaged preset (``full``, or ``quick`` on top of it) with a seed and dotted ``key=value`` overrides."""
+def demo_config(
+    quick: bool = False, seed: int = 0, overrides: list[str] | None = None, study: str = "methods"
+) -> DemoConfig:
+    """The packaged preset (``full``, or ``quick`` on top of it) for a study, with a seed and dotted ``key=value``
+    overrides (applied last, so they can change the study's runs too).
+
+    Raises:
+        UnknownNameError: ``study`` is not registered in :data:`STUDIES`.
+        ConfigError: an invalid preset, study or override.
+    """
     presets = _presets()
     data = presets["full"] if not quick else _deep_merge(presets["full"], presets["quick"])
     data = _deep_merge(data, {"seed": seed, "world": {"seed": seed}})
+    data.update(STUDIES.get(study)(data))
     data = apply_overrides(data, list(overrides or []))
     return from_dict(DemoConfig, data)

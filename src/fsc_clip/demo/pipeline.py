@@ -10,11 +10,19 @@ Stages (each skipped when its outputs exist for the same settings, so an interru
 3. ``negatives``: one JSONL of precomputed negatives for the fine-tuning split: the world's own replacements plus the
    types the world does not provide (``ngram_shuffle_2``), precomputed by the real negatives pipeline. The NegCLIP
    swaps come with the TSV, as in COCO's ``train_neg_clip.tsv`` (see :data:`WORLD_TYPES`).
-4. ``finetune``: fine-tune copies of it with CLIP, NegCLIP and FSC-CLIP (full and LoRA), one recipe for all (and
-   ``seeds`` seeds each).
+4. ``finetune``: fine-tune copies of it with the study's methods (``methods``: CLIP, NegCLIP and FSC-CLIP, full and
+   LoRA; ``ablation``: the eight loss configurations of the paper's Table 2), one recipe for all (and ``seeds``
+   seeds each).
 5. ``evaluate``: evaluate the base and every fine-tuned model on the synthetic benchmarks with the real runner,
    keeping per-item outcomes (``<benchmark>.scores.npz``) for the paired bootstrap intervals.
-6. ``report``: the holistic report (profile ``synthetic``, baseline ``base``) as CSV / Markdown / HTML / PNG.
+6. ``report``: the holistic report (profile ``synthetic``, baseline ``base``, and the study's reference run if it
+   has one) as CSV / Markdown / HTML / PNG.
+
+Progress: one line per update, ``[demo 4/6 finetune 3/8 row3-global+local] elapsed 1m02s, ETA ~2m10s`` (and
+``[demo 4/6 finetune] done in 41.0 s; elapsed 1m43s, ETA ~1m05s`` when a stage ends). The ETA
+uses the seconds each stage took in earlier invocations of the same settings (``timings.json``); stages without such
+a record are estimated from their amount of work at the speed measured so far (in this invocation, else in the
+latest recorded one).
 
 Output layout::
 
@@ -22,8 +30,10 @@ Output layout::
     <output>/finetune/         fine-tuning split TSV + precomputed negatives JSONL
     <output>/runs/<model>/     trainer run directories (base = the pre-trained model)
     <output>/eval/<model>/     one result JSON (+ per-item outcomes NPZ) per benchmark
-    <output>/report/           summary.csv, subscores.csv, report.md, report.html, plots/*.png
-    <output>/timings.json      every invocation: wall seconds per stage, CPU seconds, load, what was reused
+    <output>/report/           summary.csv, subscores.csv, report.md, report.html, plots/*.png (study ``methods``)
+    <output>/report-<study>/   the same for another study (``report-ablation``)
+    <output>/timings.json      every invocation (appended, never replaced): wall seconds per stage, CPU seconds,
+                               load, what was reused; written after every stage, so an interrupted run is kept too
 """
 
 from __future__ import annotations
@@ -66,7 +76,10 @@ class DemoResult:
         report_files: ``{kind: path}`` from the report writer (``summary_csv``, ``markdown``, ``html``, plots).
         timings: Wall seconds per stage of this invocation (cached stages take ~0).
         cached: Stages (or runs) that were reused from an earlier invocation.
-        rows: One dict per model: ``model`` plus the report columns.
+        rows: One dict per model: ``model``, the report columns, ``ci`` (95 % intervals), ``paired`` (paired
+            intervals vs the base) and ``paired_ref`` (vs the study's reference run, if any).
+        study: The study's name.
+        reference: The study's reference run (or None).
     """
 
     output: Path
@@ -74,6 +87,8 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     cached: list[str] = field(default_factory=list)
     rows: list[dict[str, Any]] = field(default_factory=list)
+    study: str = "methods"
+    reference: str | None = None
 
 
 STAGES = ("world", "pretrain", "negatives", "finetune", "evaluate", "report")
@@ -95,41 +110,170 @@ def _stage_weights(cfg: DemoConfig) -> dict[str, float]:
 
 
 class _Demo:
-    """One invocation: config, folders, logging and the stage bookkeeping (one overall progress line per stage)."""
+    """One invocation: config, folders, logging and the stage bookkeeping (the overall progress line and ETA)."""
 
-    def __init__(self, cfg: DemoConfig, output: Path, progress: bool, log: Callable[[str], None]) -> None:
+    def __init__(
+        self, cfg: DemoConfig, output: Path, progress: bool, log: Callable[[str], None], from_scratch: bool = False
+    ) -> None:
         self.cfg, self.out, self.progress, self.log = cfg, output, progress, log
         self.world = output / "world"
-        self.result = DemoResult(output=output, report_files={})
+        self.result = DemoResult(output=output, report_files={}, study=cfg.study.name, reference=cfg.study.reference)
         self.t0 = time.perf_counter()
+        self.started = datetime.now(timezone.utc)
+        self.cpu0 = time.process_time()
+        self.key = settings_key(cfg)
         self.weights = _stage_weights(cfg)
-        self.done_weight = 0.0  # work of the stages finished so far (cached ones count as done, at no time)
-        self.skipped_weight = 0.0
+        self.history = read_timings(output / TIMINGS)
+        self.expected = _expected_seconds(self.history, self.key)
+        if not from_scratch and _base_is_cached(cfg, output):
+            self.expected["pretrain"] = 0.0  # the base will be copied, not trained
+        self.history_rate = _history_rate(self.history)
+        self.entry: int | None = None  # this invocation's index in self.history once recorded
+        self.worked = [0.0, 0.0]  # [seconds, weight] of the stages that did work in this invocation
+        self.reused: list[str] = []  # stages that were reused whole
+        self.current, self.stage_t0, self.part = "", 0.0, (0, 0)
+        self.working = False  # whether the current stage generated, trained or evaluated something
 
-    def progress_line(self, name: str) -> str:
-        """``[demo 4/6 finetune] elapsed 1m02s, ETA ~2m10s`` (ETA from the elapsed time per unit of work done)."""
-        elapsed = time.perf_counter() - self.t0
-        worked = self.done_weight - self.skipped_weight
-        left = sum(self.weights.values()) - self.done_weight
-        eta = f"ETA ~{_mmss(elapsed / worked * left)}" if worked > 0 and elapsed > 1 else "ETA: after the first stage"
-        return f"[demo {STAGES.index(name) + 1}/{len(STAGES)} {name}] elapsed {_mmss(elapsed)}, {eta}"
+    def progress_line(self, name: str, item: str = "") -> str:
+        """``[demo 4/6 finetune 3/8 negclip] elapsed 1m02s, ETA ~2m10s``: the one overall progress line."""
+        where = f"{STAGES.index(name) + 1}/{len(STAGES)} {name}"
+        if self.part[1]:
+            where += f" {self.part[0] + 1}/{self.part[1]}" + (f" {item}" if item else "")
+        return f"[demo {where}] elapsed {_mmss(time.perf_counter() - self.t0)}, {self._eta_text()}"
+
+    def _eta_text(self) -> str:
+        eta = self.eta()
+        return f"ETA ~{_mmss(eta)}" if eta is not None else "ETA: after the first stage that does work"
+
+    def eta(self) -> float | None:
+        """Seconds left: recorded stage times of the same settings, else work x the measured speed (None: unknown)."""
+        rate = self.worked[0] / self.worked[1] if self.worked[1] > 0 and self.worked[0] > 0 else self.history_rate
+        left = 0.0
+        for name in STAGES[STAGES.index(self.current) if self.current else 0 :]:
+            est = self.expected.get(name)
+            if est is None:
+                if rate is None:
+                    return None
+                est = self.weights[name] * rate
+            if name == self.current:
+                done, total = self.part
+                in_stage = time.perf_counter() - self.stage_t0
+                est = est * (1 - done / total) if total else max(est - in_stage, 0.0)
+            left += est
+        return left
+
+    def step(self, k: int, total: int, item: str) -> None:
+        """Announce item ``k`` (0-based) of ``total`` of the current stage (a fine-tuning run, a model to evaluate)."""
+        self.part = (k, total)
+        self.log(self.progress_line(self.current, item))
 
     def stage(self, name: str, fn: Callable[[], Any]) -> Any:
-        self.log(f"\n=== {self.progress_line(name)} ===")
-        cached_before = len(self.result.cached)
-        t0 = time.perf_counter()
+        self.current, self.part, self.stage_t0 = name, (0, 0), time.perf_counter()
+        self.working = False
+        self.log(self.progress_line(name))
         value = fn()
-        self.result.timings[name] = round(time.perf_counter() - t0, 1)
-        self.done_weight += self.weights[name]
-        if self.result.timings[name] < 1.0 and len(self.result.cached) > cached_before:
-            self.skipped_weight += self.weights[name]  # reused: says nothing about the speed of this machine
-        self.log(f"=== {name}: {self.result.timings[name]:.1f} s ===")
+        seconds = time.perf_counter() - self.stage_t0
+        self.result.timings[name] = round(seconds, 1)
+        if not self.working:
+            self.reused.append(name)  # reused whole (or nothing to do): says nothing about this machine's speed
+            self.expected[name] = 0.0
+        else:
+            self.worked[0] += seconds
+            self.worked[1] += self.weights[name]
+        self.current, self.part = STAGES[min(STAGES.index(name) + 1, len(STAGES) - 1)], (0, 0)
+        self.stage_t0 = time.perf_counter()
+        done = f"[demo {STAGES.index(name) + 1}/{len(STAGES)} {name}] done in {seconds:.1f} s"
+        tail = self._eta_text() if name != STAGES[-1] else "finished"
+        self.log(f"{done}; elapsed {_mmss(time.perf_counter() - self.t0)}, {tail}")
+        _record_timings(self, complete=name == STAGES[-1])
         return value
 
 
 def _mmss(seconds: float) -> str:
     m, sec = divmod(round(seconds), 60)
     return f"{m}m{sec:02d}s"
+
+
+def settings_key(cfg: DemoConfig) -> str:
+    """A short hash of everything that decides how long the demo takes (all settings, study included)."""
+    return hashlib.sha256(json.dumps(to_dict(cfg), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _base_is_cached(cfg: DemoConfig, output: Path) -> bool:
+    return (output / "runs" / BASE / "demo_done.json").exists() or (base_cache_dir(cfg) / "demo_done.json").exists()
+
+
+# ----------------------------------------------------------------------------------------------- timings.json
+TIMINGS = "timings.json"
+
+
+def read_timings(path: Path) -> list[dict[str, Any]]:
+    """The recorded invocations of ``timings.json`` (``[]`` without a readable file)."""
+    try:
+        history = json.loads(path.read_text(encoding="utf-8")).get("invocations", [])
+    except (OSError, ValueError, AttributeError):
+        return []  # no file yet, or the single-invocation layout of older versions
+    return [h for h in history if isinstance(h, dict) and isinstance(h.get("timings_s"), dict)]
+
+
+def _expected_seconds(history: list[dict[str, Any]], key: str) -> dict[str, float]:
+    """Per stage, its wall seconds in the latest invocation of the same settings where it did work (not reused)."""
+    expected: dict[str, float] = {}
+    for h in reversed(history):
+        if h.get("settings_key") != key:
+            continue
+        for name, seconds in h["timings_s"].items():
+            if name in STAGES and name not in expected and name not in h.get("reused_stages", [name]):
+                expected[name] = float(seconds)
+    return expected
+
+
+def _history_rate(history: list[dict[str, Any]]) -> float | None:
+    """Seconds per unit of stage work in the latest invocation that did work (any settings), or None."""
+    for h in reversed(history):
+        weights, reused = h.get("stage_weights") or {}, h.get("reused_stages", [])
+        pairs = [(s, weights[n]) for n, s in h["timings_s"].items() if n in weights and n not in reused]
+        if sum(w for _s, w in pairs) > 0 and sum(s for s, _w in pairs) > 0:
+            return sum(s for s, _w in pairs) / sum(w for _s, w in pairs)
+    return None
+
+
+def _record_timings(d: _Demo, complete: bool) -> None:
+    """Write this invocation into ``timings.json``'s history (appended once, then updated in place after every
+    stage). Earlier invocations are never replaced, so a cached re-run never hides the run that did the work."""
+    load = os.getloadavg() if hasattr(os, "getloadavg") else None
+    timings = dict(d.result.timings)
+    if complete:
+        timings["total"] = round(time.perf_counter() - d.t0, 1)
+    entry = {
+        "started": d.started.isoformat(timespec="seconds"),
+        "study": d.cfg.study.name,
+        "settings_key": d.key,
+        "complete": complete,
+        "timings_s": timings,
+        "reused_stages": list(d.reused),
+        "stage_weights": {k: round(v, 1) for k, v in d.weights.items()},
+        "cpu_s": round(time.process_time() - d.cpu0, 1),  # this process's user + sys time (torch threads included)
+        "load_avg_1_5_15": [round(x, 2) for x in load] if load else None,
+        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
+        "cached": list(d.result.cached),
+    }
+    if d.entry is None:
+        d.history.append(entry)
+        d.entry = len(d.history) - 1
+    else:
+        d.history[d.entry] = entry
+    worked = [h for h in d.history if h.get("complete", True) and _did_work(h)]
+    write_json(d.out / TIMINGS, {"invocations": d.history, "last_full_run": worked[-1] if worked else None}, indent=1)
+
+
+def _did_work(entry: dict[str, Any]) -> bool:
+    """Whether an invocation generated, trained or evaluated anything: a stage before the report that was not
+    reused (older entries, without ``reused_stages``: one that took a second or more)."""
+    stages = {k: v for k, v in entry["timings_s"].items() if k not in ("total", "report")}
+    if "reused_stages" in entry:
+        return any(k not in entry["reused_stages"] for k in stages)
+    return any(v >= 1.0 for v in stages.values())
 
 
 # ----------------------------------------------------------------------------------------------- stages
@@ -140,6 +284,7 @@ def _stage_world(d: _Demo) -> None:
 
     before = read_manifest(d.world)
     manifest = generate_world(d.cfg.world, d.world, progress=d.progress)
+    d.working = before != manifest
     if before == manifest:
         d.result.cached.append("world")
         d.log(f"world: reusing {d.world}")
@@ -209,6 +354,7 @@ def _train(d: _Demo, name: str, tc: Any) -> Path:
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(stamp, fingerprint)
     t0 = time.perf_counter()
+    d.working = True
     train(tc)
     write_text(done, json.dumps({"seconds": round(time.perf_counter() - t0, 1)}))
     return run_dir
@@ -313,6 +459,7 @@ def _stage_negatives(d: _Demo) -> Path | None:
         d.result.cached.append("negatives")
         d.log(f"negatives: reusing {merged}")
         return merged
+    d.working = True
     parts = [world_jsonl.read_text(encoding="utf-8")]
     if types:
         online = split.parent / f"negatives_{'_'.join(types)}_k{d.cfg.negatives_per_type}.jsonl"
@@ -334,10 +481,12 @@ def _stage_negatives(d: _Demo) -> Path | None:
 
 def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, Path]:
     split = d.out / "finetune" / "finetune_neg_clip.tsv"
-    runs = {}
+    runs: dict[str, Path] = {}
+    total = len(d.cfg.methods) * d.cfg.seeds
     for m in d.cfg.methods:
         for seed in range(d.cfg.seed, d.cfg.seed + d.cfg.seeds):
             name = run_name(m.name, seed - d.cfg.seed, seed)
+            d.step(len(runs), total, name)
             data = {"train_data": str(split), "image_root": str(d.world / "train"), "negatives": m.negatives,
                     "precomputed_negatives": str(negatives) if (m.negatives and negatives) else None,
                     "_rows": _finetune_rows(d.cfg)}  # fmt: skip
@@ -414,8 +563,9 @@ def _stage_evaluate(d: _Demo, models: dict[str, Path]) -> dict[str, Path]:
     from fsc_clip.evaluation.runner import evaluate
     from fsc_clip.models import load_model
 
-    dirs = {}
+    dirs: dict[str, Path] = {}
     for name, run_dir in models.items():
+        d.step(len(dirs), len(models), name)
         out = d.out / "eval" / name
         stamp, expected = out / "checkpoint_stamp.txt", _checkpoint_stamp(run_dir)
         if out.exists() and (not stamp.exists() or stamp.read_text() != expected):
@@ -426,6 +576,7 @@ def _stage_evaluate(d: _Demo, models: dict[str, Path]) -> dict[str, Path]:
             d.log(f"evaluate {name}: reusing {out}")
         else:
             d.log(f"--- evaluating {name} ---")
+            d.working = True
             out.mkdir(parents=True, exist_ok=True)
             write_text(stamp, expected)
             lm = load_model(d.cfg.model, str(run_dir))
@@ -436,37 +587,100 @@ def _stage_evaluate(d: _Demo, models: dict[str, Path]) -> dict[str, Path]:
     return dirs
 
 
+def report_dir(cfg: DemoConfig) -> str:
+    """The study's report folder: ``report`` for ``methods``, ``report-<study>`` for any other."""
+    return "report" if cfg.study.name == "methods" else f"report-{cfg.study.name}"
+
+
 def _stage_report(d: _Demo, eval_dirs: dict[str, Path]) -> None:
     from fsc_clip.evaluation.report import build_report, write_report
 
-    report = build_report(list(eval_dirs.values()), profile=PROFILE, baseline=BASE)
-    d.result.report_files = write_report(report, d.out / "report")
+    d.working = True
+    study = d.cfg.study
+    refs = [study.reference] if study.reference else []
+    report = build_report(list(eval_dirs.values()), profile=PROFILE, baseline=BASE, references=refs)
+    report.description = f"{report.description}. Study `{study.name}`: {study.description}".strip()
+    published = published_table(d.cfg)
+    if published:
+        report.extra_tables.append(published)
+    d.result.report_files = write_report(report, d.out / report_dir(d.cfg))
     d.result.rows = [
         {"model": r.name, **{c: r.columns.get(c) for c in report.columns},
-         "ci": {c: r.ci.get(c) for c in report.columns}, "paired": {c: r.paired.get(c) for c in report.columns}}
+         "ci": {c: r.ci.get(c) for c in report.columns}, "paired": {c: r.paired.get(c) for c in report.columns},
+         "paired_ref": {c: p for c, p in report.paired_vs.get(study.reference or "", {}).get(r.name, {}).items()}}
         for r in report.rows
     ]  # fmt: skip
+
+
+def loss_switches(method: MethodConfig) -> dict[str, bool]:
+    """Which parts of the FSC-CLIP loss a method's built ``LossConfig`` turns on (``global``, ``local``, ``focal``,
+    ``ls``): the ablation table's check marks, read from the configuration the trainer gets."""
+    from fsc_clip.config import from_dict
+    from fsc_clip.losses.config import LossConfig
+
+    loss = from_dict(LossConfig, dict(method.loss))
+    hn = loss.global_weight > 0 or loss.local_weight > 0
+    return {"global": loss.global_weight > 0, "local": loss.local_weight > 0, "focal": hn and loss.gamma > 0,
+            "ls": hn and bool(loss.neg_label_smoothing)}  # fmt: skip
+
+
+SWITCH_COLUMNS = ("global", "local", "focal", "ls")
+
+
+def published_table(cfg: DemoConfig) -> Any:
+    """The study's published rows (e.g. the paper's Table 2) as a report table, or None if it has none."""
+    from fsc_clip.evaluation.report import Table
+
+    study = cfg.study
+    if not study.published:
+        return None
+    heads = ("Comp", "ZS", "I2T", "T2I")
+    rows = []
+    for m in cfg.methods:
+        pub = study.published.get(m.name)
+        if pub:
+            marks = ["✓" if on else "–" for on in loss_switches(m).values()]  # en dash: not a missing number
+            rows.append([m.name, *marks, *(f"{pub[h]:.1f}" if h in pub else "-" for h in heads)])
+    note = (f"Published numbers of the same loss configurations, for their direction only (another model, data "
+            f"and benchmarks): {study.source}")  # fmt: skip
+    return Table("Published rows of this study", ["run", *SWITCH_COLUMNS, *heads], rows, note)
 
 
 # ----------------------------------------------------------------------------------------------- entry point
 
 
-def format_table(rows: list[dict[str, Any]], columns: tuple[str, ...] = TABLE_COLUMNS) -> str:
+def format_table(
+    rows: list[dict[str, Any]],
+    columns: tuple[str, ...] = TABLE_COLUMNS,
+    switches: dict[str, dict[str, bool]] | None = None,
+    reference: str | None = None,
+) -> str:
     """A plain-text table of the headline and compositional columns (``-`` for missing values).
 
     Rows with intervals show ``value ±half-width`` (95 % bootstrap over items); rows with a paired comparison to the
-    base get a second line: ``+d [lo, hi]`` (paired 95 % interval; ``*`` when it excludes 0).
+    base get a second line: ``+d [lo, hi]`` (paired 95 % interval; ``*`` when it excludes 0), and, with a
+    ``reference`` run, a third line against it (``paired_ref``). ``switches``: per run, check-mark columns (the
+    loss parts of an ablation) between the name and the values.
     """
     short = {c: c.replace("synthetic_", "") for c in columns}
-    width = max([len("model"), *(len(r["model"]) + 2 for r in rows)])
-    cell, base = 20, next((r for r in rows if r["model"] == BASE), None)
-    head = f"{'model':<{width}}  " + "  ".join(f"{short[c]:>{cell}}" for c in columns)
+    marks = list(next(iter((switches or {}).values()), {}))
+    width = max([len("model"), len("  Δ base"), *(len(r["model"]) + 2 for r in rows)])
+    if reference:
+        width = max(width, len(f"  Δ {reference}"))
+    cell, by_name = 20, {r["model"]: r for r in rows}
+    head = (
+        f"{'model':<{width}}  " + "".join(f"{m:>6}" for m in marks) + "  ".join(f"{short[c]:>{cell}}" for c in columns)
+    )
     lines = [head, "-" * len(head)]
+    pad = " " * (6 * len(marks))
     for r in rows:
-        lines.append(f"{r['model']:<{width}}  " + "  ".join(f"{_value_cell(r, c):>{cell}}" for c in columns))
-        if any((r.get("paired") or {}).get(c) for c in columns):
-            deltas = (_delta_cell(r, base, c) for c in columns)
-            lines.append(f"{'  Δ base':<{width}}  " + "  ".join(f"{v:>{cell}}" for v in deltas))
+        flags = "".join(f"{'✓' if on else '-':>6}" for on in (switches or {}).get(r["model"], {}).values())
+        flags = flags or pad
+        lines.append(f"{r['model']:<{width}}  {flags}" + "  ".join(f"{_value_cell(r, c):>{cell}}" for c in columns))
+        for label, key, against in (("base", "paired", BASE), (reference, "paired_ref", reference)):
+            if against and r["model"] != against and any((r.get(key) or {}).get(c) for c in columns):
+                deltas = (_delta_cell(r, by_name.get(against), c, key) for c in columns)
+                lines.append(f"{'  Δ ' + str(label):<{width}}  {pad}" + "  ".join(f"{v:>{cell}}" for v in deltas))
     return "\n".join(lines)
 
 
@@ -477,8 +691,8 @@ def _value_cell(row: dict[str, Any], col: str) -> str:
     return f"{value:.1f} ±{(ci[1] - ci[0]) / 2:.1f}" if ci else f"{value:.2f}"
 
 
-def _delta_cell(row: dict[str, Any], base: dict[str, Any] | None, col: str) -> str:
-    p = (row.get("paired") or {}).get(col)
+def _delta_cell(row: dict[str, Any], base: dict[str, Any] | None, col: str, key: str = "paired") -> str:
+    p = (row.get(key) or {}).get(col)
     if not p or base is None or row.get(col) is None or base.get(col) is None:
         return ""
     lo, hi = p["ci"]
@@ -509,8 +723,7 @@ def run_demo(
     out = Path(output).expanduser().resolve()
     ensure_writable_dir(out, "demo output folder")  # before any work
     write_text(out / "demo_config.yaml", yaml.safe_dump(to_dict(cfg), sort_keys=False))
-    d = _Demo(cfg, out, progress, log)
-    started, cpu0 = datetime.now(timezone.utc), time.process_time()
+    d = _Demo(cfg, out, progress, log, from_scratch)
     d.stage("world", lambda: _stage_world(d))
     base = d.stage("pretrain", lambda: _stage_pretrain(d, from_scratch))
     negatives = d.stage("negatives", lambda: _stage_negatives(d))
@@ -518,29 +731,4 @@ def run_demo(
     eval_dirs = d.stage("evaluate", lambda: _stage_evaluate(d, {BASE: base, **runs}))
     d.stage("report", lambda: _stage_report(d, eval_dirs))
     d.result.timings["total"] = round(time.perf_counter() - d.t0, 1)
-    _append_timings(d, started, time.process_time() - cpu0)
     return d.result
-
-
-def _append_timings(d: _Demo, started: datetime, cpu_s: float) -> None:
-    """Add this invocation to ``timings.json``'s history; a cached re-run never hides the run that did the work."""
-    path = d.out / "timings.json"
-    try:
-        history = json.loads(path.read_text(encoding="utf-8")).get("invocations", [])
-    except (OSError, ValueError, AttributeError):
-        history = []  # no file yet, or the single-invocation layout of older versions
-    load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    history.append({
-        "started": started.isoformat(timespec="seconds"),
-        "timings_s": d.result.timings,
-        "cpu_s": round(cpu_s, 1),  # this process's user + sys time (torch threads included)
-        "load_avg_1_5_15": [round(x, 2) for x in load] if load else None,
-        "threads": int(os.environ.get("OMP_NUM_THREADS", "0")) or None,
-        "cached": d.result.cached,
-    })  # fmt: skip
-    worked = [h for h in history if set(h["timings_s"]) - {"total"} and not _all_cached(h)]
-    write_json(path, {"invocations": history, "last_full_run": worked[-1] if worked else None}, indent=1)
-
-
-def _all_cached(entry: dict[str, Any]) -> bool:
-    return all(v < 1.0 for k, v in entry["timings_s"].items() if k not in ("total", "report"))

@@ -152,7 +152,13 @@ Item = ImageToTextItem | TextToImageItem | GroupItem
 class Embedder(Protocol):
     """Embeds images and texts for one model, with a content-keyed cache shared across benchmarks.
 
-    The concrete class is :class:`fsc_clip.evaluation.embedder.CachedEmbedder`.
+    The concrete class is :class:`fsc_clip.evaluation.embedder.CachedEmbedder`. Scorers compare the embeddings by
+    cosine similarity, for every model family: a model's own image-text logit is ``s·cos + b`` (softmax-trained CLIP:
+    ``b = 0``; SigLIP: a learnable ``logit_bias``, its probability ``sigmoid(s·cos + b)``), a strictly increasing
+    function of the cosine, so every comparison among the candidates of one query (retrieval recall, multiple
+    choice, Winoground's pairs, zero-shot top-1 and per-class accuracy) comes out the same with either score. The
+    zero-shot mAP and ROC-AUC, which compare scores across images, follow ELEVATER's fixed ``softmax(100·cos)``
+    protocol for every model (:mod:`fsc_clip.evaluation.tasks.zeroshot`).
     """
 
     def images(self, refs: Sequence[ImageRef], desc: str = "") -> torch.Tensor:

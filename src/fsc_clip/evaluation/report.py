@@ -11,9 +11,13 @@ directory is one row. Columns come from an aggregation profile (:mod:`fsc_clip.e
 - any other registered profile (e.g. ``synthetic``).
 
 A column whose inputs are incomplete is empty ("-"), never a silently partial mean. Outputs (``write_report``):
-``summary.csv`` (one row per run: profile columns, then ``delta_<headline>`` vs the baseline), ``subscores.csv``
-(every sub-score of every row), ``report.md``, a self-contained ``report.html`` (plots embedded as data URIs),
-and ``plots/comp_vs_zs.png`` and ``plots/benchmarks.png``.
+``summary.csv`` (one row per run: profile columns, then ``delta_<headline>`` vs the baseline, and
+``delta_<headline>_vs_<reference>`` vs each reference row), ``subscores.csv`` (every sub-score of every row),
+``report.md``, a self-contained ``report.html`` (plots embedded as data URIs; Markdown inline code rendered as
+``<code>``), and ``plots/comp_vs_zs.png``, ``plots/benchmarks.png`` and, with paired intervals,
+``plots/paired.png`` (conventions: :mod:`fsc_clip.evaluation.plots`). Both documents open with a definitions block
+of the headline columns (Comp / ZS / I2T / T2I: what each measures and how the profile computes it) and name only
+benchmarks and tasks that their tables hold.
 
 Published rows (``published=True``) are numbers copied from the public tables (package data under
 ``fsc_clip/resources/published/``), marked ``source = published: ...`` everywhere and drawn hollow in the plots.
@@ -51,8 +55,17 @@ ROLE_COLUMNS = {
     "fsc": {"Comp": "Comp", "ZS": "ZS", "I2T": "I2T", "T2I": "T2I"},
     "vl_compo": {"Comp": "comp_avg", "ZS": "21_tasks_avg", "I2T": "i2t_avg", "T2I": "t2i_avg"},
 }
-RETRIEVAL_SETS = ("coco_karpathy", "flickr30k", "coco_counterfactuals")
+#: What each headline role measures (the definitions block of the report names it before the column's rule).
+ROLE_NAMES = {
+    "Comp": "compositionality",
+    "ZS": "zero-shot classification",
+    "I2T": "image-to-text retrieval",
+    "T2I": "text-to-image retrieval",
+}
+RETRIEVAL_SETS = ("coco_karpathy", "flickr30k", "coco_counterfactuals", "synthetic_retrieval")
 ZS_PREFIX = "elevator::"
+#: Sub-score prefix of a zero-shot suite -> the title of its table (one column per task).
+ZS_SUITES = {ZS_PREFIX: "ELEVATER", "synthetic_zeroshot::": "synthetic world"}
 
 
 @dataclass
@@ -102,6 +115,10 @@ class Report:
     rows: list[Row]
     baseline: str | None = None
     zoo: list[ZooComparison] = field(default_factory=list)  # runs of zoo models vs their published rows
+    definitions: dict[str, str] = field(default_factory=dict)  # headline column -> how it is computed
+    references: list[str] = field(default_factory=list)  # run rows that every other run is paired with too
+    paired_vs: dict[str, dict[str, dict[str, dict | None]]] = field(default_factory=dict)  # ref -> run -> col
+    extra_tables: list[Table] = field(default_factory=list)  # appended by the caller (e.g. a study's own table)
 
     @property
     def columns(self) -> list[str]:
@@ -121,6 +138,16 @@ class Report:
         """The column playing ``role`` (Comp / ZS / I2T / T2I) in this profile, if any."""
         col = ROLE_COLUMNS.get(self.profile, {}).get(role, role)
         return col if col in self.headlines else None
+
+    def definition_lines(self) -> list[tuple[str, str]]:
+        """``(column, "what it measures: how it is computed")`` for every headline column, roles first."""
+        roles = {col: name for r, name in ROLE_NAMES.items() if (col := self.role_column(r))}
+        ordered = [*(c for c in self.headlines if c in roles), *(c for c in self.headlines if c not in roles)]
+        lines = []
+        for col in ordered:
+            rule, what = self.definitions.get(col, ""), roles.get(col)
+            lines.append((col, f"{what}: {rule}" if what and rule else what or rule or "(no description)"))
+        return lines
 
 
 # ----- loading ------------------------------------------------------------------------------------------------
@@ -271,6 +298,7 @@ def build_report(
     baseline: str | None = None,
     published: bool = False,
     strict: bool = False,
+    references: list[str] | None = None,
 ) -> Report:
     """Load runs, compute the profile's columns for each, add published rows if asked, resolve the baseline.
 
@@ -280,9 +308,11 @@ def build_report(
         baseline: Row name (exactly; or a run's folder as given) that deltas refer to.
         published: Append the published reference rows of the profile.
         strict: A corrupt or malformed result JSON is an error (default: a warning, the file is skipped).
+        references: Further rows (names, as ``baseline``) that every other run is paired with: one more
+            paired-comparison table each (e.g. the first row of an ablation).
 
     Raises:
-        UserError: ``baseline`` is not exactly one row's name (the message lists the candidates).
+        UserError: ``baseline`` or a reference is not exactly one row's name (the message lists the candidates).
         ResultFileError: with ``strict``, a result folder holds an invalid file.
     """
     from fsc_clip.evaluation.aggregate import compute_columns, get_profile
@@ -306,8 +336,13 @@ def build_report(
         rows=rows,
         baseline=_pick_baseline(rows, baseline),
         zoo=zoo_comparisons(rows) if published else [],
+        definitions={h.name: h.description for h in prof.headlines if h.description},
+        references=[str(_pick_baseline(rows, ref)) for ref in references or []],
     )
     _pair_with_baseline(report, prof)
+    for ref in report.references:  # the baseline is compared with every run already
+        paired = _paired_against(report, report.row(ref), prof)
+        report.paired_vs[ref] = {k: v for k, v in paired.items() if k != report.baseline}
     return report
 
 
@@ -369,14 +404,19 @@ def zoo_comparisons(rows: list[Row]) -> list[ZooComparison]:
 
 def _pair_with_baseline(report: Report, prof: Any) -> None:
     """Paired bootstrap difference (same items, same draws) of every run row against a baseline run row."""
+    if report.baseline:
+        for name, paired in _paired_against(report, report.row(report.baseline), prof).items():
+            report.row(name).paired = paired
+
+
+def _paired_against(report: Report, ref: Row, prof: Any) -> dict[str, dict[str, dict | None]]:
+    """``{run: {column: paired interval of run - ref}}`` for every other run row (``{}`` for a published ref)."""
     from fsc_clip.evaluation.stats import paired_columns
 
-    base = report.row(report.baseline) if report.baseline else None
-    if base is None or base.published or base.replicates is None:
-        return
-    for r in report.rows:
-        if r is not base and not r.published and r.replicates is not None:
-            r.paired = paired_columns(base.replicates, r.replicates, prof)
+    if ref.published or ref.replicates is None:
+        return {}
+    return {r.name: paired_columns(ref.replicates, r.replicates, prof) for r in report.rows
+            if r is not ref and not r.published and r.replicates is not None}  # fmt: skip
 
 
 # ----- tables -------------------------------------------------------------------------------------------------
@@ -404,35 +444,48 @@ def _cell(report: Report, row: Row, col: str) -> str:
     return value + (f" ({fmt(d, True)})" if d is not None and row.name != report.baseline else "")
 
 
-def _paired_cell(report: Report, row: Row, col: str) -> str:
-    """``+1.23 [+0.40, +2.05] *`` (``*``: the interval excludes 0), ``+1.23 (no interval)`` without outcomes."""
-    d = report.delta(row, col)
+def _paired_cell(report: Report, row: Row, col: str, against: str | None = None) -> str:
+    """``+1.23 [+0.40, +2.05] *`` (``*``: the interval excludes 0), ``+1.23 (no interval)`` without outcomes.
+
+    ``against``: a reference row (default: the baseline).
+    """
+    if against is None:
+        d, p = report.delta(row, col), row.paired.get(col)
+    else:
+        a, b = row.columns.get(col), report.row(against).columns.get(col)
+        d = None if a is None or b is None else a - b
+        p = report.paired_vs.get(against, {}).get(row.name, {}).get(col)
     if d is None:
         return "-"
-    p = row.paired.get(col)
     if p is None:
         return f"{fmt(d, True)} (no interval)"
     lo, hi = p["ci"]
     return f"{fmt(d, True)} [{fmt(lo, True)}, {fmt(hi, True)}]" + (" *" if p["significant"] else "")
 
 
-def paired_table(report: Report) -> Table | None:
-    """Each run minus the baseline run, per column, with the paired 95 % bootstrap interval."""
-    base = report.row(report.baseline) if report.baseline else None
+def paired_table(report: Report, against: str | None = None) -> Table | None:
+    """Each run minus the baseline run (or the reference row ``against``), per column, with the paired 95 %
+    bootstrap interval."""
+    name = against or report.baseline
+    base = report.row(name) if name else None
     if base is None:
         return None
-    rows = [r for r in report.rows if r is not base and not r.published]
+    rows = [
+        r for r in report.rows if r is not base and not r.published and (against is None or r.name != report.baseline)
+    ]
     if not rows:
         return None
+    role = "baseline" if against is None else "reference"
     note = (
-        f"Difference to the baseline `{base.name}` with its paired 95 % bootstrap interval (both runs resampled "
+        f"Difference to the {role} `{base.name}` with its paired 95 % bootstrap interval (both runs resampled "
         "with the same item draws); * = the interval excludes 0. 'no interval': per-item outcomes missing "
         "(evaluate both runs with `fsc-clip eval --save-scores`) or the runs were scored on different items."
     )
     if base.published:
-        note = f"The baseline `{base.name}` is a published row: no per-item outcomes, so no paired intervals."
+        note = f"The {role} `{base.name}` is a published row: no per-item outcomes, so no paired intervals."
     return Table(f"Paired comparison vs {base.name}", ["run", *report.columns],
-                 [[_label(r), *(_paired_cell(report, r, c) for c in report.columns)] for r in rows], note)  # fmt: skip
+                 [[_label(r), *(_paired_cell(report, r, c, against) for c in report.columns)] for r in rows],
+                 note)  # fmt: skip
 
 
 def _label(row: Row) -> str:
@@ -448,18 +501,19 @@ def report_tables(report: Report) -> list[Table]:
     tables = [
         Table("Headline", ["run", "model", "source", *report.headlines],
               [[_label(r), r.model, r.source, *(_cell(report, r, c) for c in report.headlines)] for r in report.rows],
-              "'-' = inputs missing (a headline needs all of its benchmarks / all 21 zero-shot tasks)."
-              + delta_note + pub_note),
+              "'-' = inputs missing (a headline needs every benchmark or task it averages; see Definitions)."
+              + delta_note + (pub_note if any(r.published for r in report.rows) else "")),
         Table("Per-benchmark scores", ["run", *report.benchmarks],
               [[_label(r), *(_cell(report, r, c) for c in report.benchmarks)] for r in report.rows], delta_note),
     ]  # fmt: skip
-    zs_cols = sorted({k for r in report.rows for k in r.subscores if k.startswith(ZS_PREFIX)})
-    if zs_cols:
-        tables.append(Table("Zero-shot classification (ELEVATER 21 tasks)",
-                            ["run", "tasks", *(c[len(ZS_PREFIX):] for c in zs_cols)],
-                            [[_label(r), str(sum(c in r.subscores for c in zs_cols)),
-                              *(fmt(r.subscores.get(c)) for c in zs_cols)]
-                             for r in report.rows if any(c in r.subscores for c in zs_cols)]))  # fmt: skip
+    for prefix, suite in ZS_SUITES.items():
+        zs_cols = sorted({k for r in report.rows for k in r.subscores if k.startswith(prefix)})
+        if zs_cols:
+            tables.append(Table(f"Zero-shot classification ({suite})",
+                                ["run", "tasks", *(c[len(prefix):] for c in zs_cols)],
+                                [[_label(r), str(sum(c in r.subscores for c in zs_cols)),
+                                  *(fmt(r.subscores.get(c)) for c in zs_cols)]
+                                 for r in report.rows if any(c in r.subscores for c in zs_cols)]))  # fmt: skip
     ret_cols = [f"{s}::{d}/R@{k}" for s in RETRIEVAL_SETS for d in ("i2t", "t2i") for k in (1, 5, 10)]
     ret_cols = [c for c in ret_cols if any(c in r.subscores for r in report.rows)]
     if ret_cols:
@@ -470,8 +524,8 @@ def report_tables(report: Report) -> list[Table]:
     if blind:
         tables.append(blind)
     tables.extend(zoo_tables(report))
-    paired = paired_table(report)
-    return [tables[0], paired, *tables[1:]] if paired else tables
+    paired = [t for t in (paired_table(report), *(paired_table(report, ref) for ref in report.references)) if t]
+    return [tables[0], *paired, *tables[1:], *report.extra_tables]
 
 
 def blind_table(report: Report) -> Table | None:
@@ -559,6 +613,13 @@ def summary_records(report: Report) -> list[dict[str, Any]]:
             if report.baseline and c in report.headlines:
                 rec[f"delta_{c}_ci_lo"], rec[f"delta_{c}_ci_hi"] = (p["ci"][0], p["ci"][1]) if p else (None, None)
                 rec[f"delta_{c}_significant"] = p["significant"] if p else None
+        for ref in report.references:  # the same against each reference row
+            for c in report.headlines:
+                a, b = r.columns.get(c), report.row(ref).columns.get(c)
+                p = report.paired_vs.get(ref, {}).get(r.name, {}).get(c)
+                rec[f"delta_{c}_vs_{ref}"] = None if a is None or b is None else a - b
+                rec[f"delta_{c}_vs_{ref}_ci_lo"], rec[f"delta_{c}_vs_{ref}_ci_hi"] = p["ci"] if p else (None, None)
+                rec[f"delta_{c}_vs_{ref}_significant"] = p["significant"] if p else None
         out.append(rec)
     return out
 
@@ -574,43 +635,82 @@ def _write_csv(path: Path, records: list[dict[str, Any]]) -> None:
     write_bytes(path, buffer.getvalue().encode("utf-8"))  # bytes: the csv module's \r\n stays as written
 
 
+#: What the report says under each plot (the plots state their axis ranges themselves).
+PLOT_CAPTIONS = {
+    "scatter": "Compositionality vs zero-shot classification. Error bars: 95 % bootstrap intervals over test items. "
+    "Each axis spans every run, its interval and the baseline (dashed lines, where there is one), plus a margin, "
+    "and is at least 10 points wide; the axis labels state the range.",
+    "bars": "Scores per benchmark and headline column on a fixed 0–100 axis; error bars: 95 % bootstrap intervals.",
+    "paired": "Difference of each run to the baseline (solid line at 0) with its paired 95 % bootstrap interval; "
+    "filled markers: the interval excludes 0; dotted line: the reference run, where there is one. Axes are "
+    "symmetric around 0, at least ±2 points; the axis labels state the range.",
+}
+
+
 def make_plots(report: Report, plot_dir: Path) -> dict[str, Path]:
-    """``comp_vs_zs.png`` (spectrum scatter) and ``benchmarks.png`` (grouped bars of the runs)."""
+    """``comp_vs_zs.png`` (spectrum scatter), ``benchmarks.png`` (grouped bars of the runs) and, with a baseline run
+    and paired intervals, ``paired.png`` (differences to the baseline)."""
     from fsc_clip.evaluation.plots import Point, bar_plot, scatter_plot
 
     y_col, x_col = report.role_column("Comp"), report.role_column("ZS")
     if y_col is None and report.headlines:
         y_col = report.headlines[0]
-    points = []
+    points, base = [], None
     if x_col and y_col:
         for r in report.rows:
             x, y = r.columns.get(x_col), r.columns.get(y_col)
             if x is not None and y is not None:
                 points.append(Point(r.name, x, y, r.published, r.ci.get(x_col), r.ci.get(y_col)))
+                base = points[-1] if r.name == report.baseline else base
     scatter = scatter_plot(
         points,
         plot_dir / "comp_vs_zs.png",
         f"zero-shot classification ({x_col or 'ZS'})",
         f"compositionality ({y_col or 'Comp'})",
         f"Compositionality vs zero-shot ({report.profile})",
+        base=base,
     )
     cats = [*report.benchmarks, *report.headlines]
     runs = [r for r in report.rows if not r.published] or report.rows
     series = {r.name: [r.columns.get(c) for c in cats] for r in runs}
     intervals = {r.name: [r.ci.get(c) for c in cats] for r in runs}
     title = f"Per-benchmark scores ({report.profile}; error bars: 95 % bootstrap intervals)"
-    bars = bar_plot(cats, series, plot_dir / "benchmarks.png", title, intervals)
-    return {"scatter": scatter, "bars": bars}
+    plots = {"scatter": scatter, "bars": bar_plot(cats, series, plot_dir / "benchmarks.png", title, intervals)}
+    paired = _paired_plot(report, plot_dir / "paired.png")
+    return {**plots, "paired": paired} if paired else plots
+
+
+def _paired_plot(report: Report, path: Path) -> Path | None:
+    """Every run's difference to the baseline per headline role column (None without any paired interval)."""
+    from fsc_clip.evaluation.plots import DiffRow, diff_plot
+
+    columns = [c for c in (report.role_column(r) for r in ROLES) if c] or report.headlines
+    rows = []
+    for r in report.rows:
+        diffs = {}
+        for c in columns:
+            d, p = report.delta(r, c), r.paired.get(c)
+            if d is not None and p:
+                diffs[c] = (d, p["ci"])
+        if diffs and r.name != report.baseline:
+            rows.append(DiffRow(r.name, diffs))
+    if not rows or report.baseline is None:
+        return None
+    reference = report.references[0] if report.references else None
+    title = f"Paired differences to {report.baseline} ({report.profile})"
+    return diff_plot(rows, columns, path, report.baseline, title, reference)
 
 
 def render_markdown(report: Report, tables: list[Table], plots: dict[str, Path], out_dir: Path) -> str:
     lines = [f"# fsc-clip evaluation report (profile `{report.profile}`)", "", report.description or "", ""]
+    lines += ["## Definitions", "", *(f"- **{col}**: {text}" for col, text in report.definition_lines()), ""]
     for t in tables:
         lines += [f"## {t.title}", "", "| " + " | ".join(t.header) + " |", "|" + "---|" * len(t.header)]
         lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in t.rows]
         lines += ["", t.note, ""] if t.note else [""]
     lines += ["## Plots", ""]
-    lines += [f"![{k}]({p.relative_to(out_dir).as_posix()})" for k, p in plots.items()]
+    for k, p in plots.items():
+        lines += [f"![{k}]({p.relative_to(out_dir).as_posix()})", "", PLOT_CAPTIONS.get(k, ""), ""]
     return "\n".join(lines) + "\n"
 
 
@@ -620,8 +720,22 @@ CSS = (
     "th,td{border:1px solid #ccc;padding:3px 7px;text-align:left;white-space:nowrap}th{background:#f2f2f2}"
     "td.num{text-align:right}tr.published td{color:#666;font-style:italic}"
     ".note{font-size:12px;color:#555;margin:0 0 18px}img{max-width:100%;border:1px solid #ddd;margin:6px 0}"
-    ".tablewrap{overflow-x:auto}"
+    ".tablewrap{overflow-x:auto}dl.defs{display:grid;grid-template-columns:max-content auto;gap:2px 12px;"
+    "font-size:13px;margin:4px 0 18px}dl.defs dt{font-weight:600}dl.defs dd{margin:0}"
+    "figcaption{font-size:12px;color:#555}"
 )
+_CODE = re.compile(r"`([^`]+)`")
+
+
+def inline_html(text: str) -> str:
+    """Escape ``text`` for HTML, rendering Markdown inline code (a pair of backticks) as ``<code>``."""
+    return _CODE.sub(lambda m: f"<code>{m.group(1)}</code>", html.escape(text)).replace("`", "")
+
+
+def _definitions_html(report: Report) -> str:
+    lines = report.definition_lines()
+    items = "".join(f"<dt>{html.escape(col)}</dt><dd>{inline_html(text)}</dd>" for col, text in lines)
+    return f'<h2>Definitions</h2><dl class="defs">{items}</dl>' if items else ""
 
 
 def render_html(report: Report, tables: list[Table], plots: dict[str, Path]) -> str:
@@ -633,22 +747,24 @@ def render_html(report: Report, tables: list[Table], plots: dict[str, Path]) -> 
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>fsc-clip report ({esc(report.profile)})</title><style>{CSS}</style></head><body>",
         f"<h1>fsc-clip evaluation report (profile <code>{esc(report.profile)}</code>)</h1>",
-        f"<p>{esc(report.description or '')}</p>",
+        f"<p>{inline_html(report.description or '')}</p>",
+        _definitions_html(report),
     ]
     for t in tables:
-        parts.append(f'<h2>{esc(t.title)}</h2><div class="tablewrap"><table>')
-        parts.append("<thead><tr>" + "".join(f"<th>{esc(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
+        parts.append(f'<h2>{inline_html(t.title)}</h2><div class="tablewrap"><table>')
+        parts.append("<thead><tr>" + "".join(f"<th>{inline_html(h)}</th>" for h in t.header) + "</tr></thead><tbody>")
         for row in t.rows:
             cls = ' class="published"' if row[0] in pub else ""
-            cells = "".join((NUM_TD if _NUMERIC.match(c) else "<td>") + f"{esc(c)}</td>" for c in row)
+            cells = "".join((NUM_TD if _NUMERIC.match(c) else "<td>") + f"{inline_html(c)}</td>" for c in row)
             parts.append(f"<tr{cls}>{cells}</tr>")
         parts.append("</tbody></table></div>")
         if t.note:
-            parts.append(f'<p class="note">{esc(t.note)}</p>')
+            parts.append(f'<p class="note">{inline_html(t.note)}</p>')
     parts.append("<h2>Plots</h2>")
     for key, path in plots.items():
         data = base64.b64encode(path.read_bytes()).decode("ascii")
-        parts.append(f'<figure><img alt="{esc(key)}" src="data:image/png;base64,{data}"></figure>')
+        caption = f"<figcaption>{inline_html(PLOT_CAPTIONS[key])}</figcaption>" if key in PLOT_CAPTIONS else ""
+        parts.append(f'<figure><img alt="{esc(key)}" src="data:image/png;base64,{data}">{caption}</figure>')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
 

@@ -13,6 +13,9 @@ from fsc_clip.registry import Registry
 #: (which imports the config): the builders register in ``factory.py``, loaded on the first lookup.
 LOSSES: Registry[Any] = Registry("loss", lazy_modules=("fsc_clip.losses.factory",))
 
+#: The losses that carry the FSC-CLIP hard-negative terms: λ_g and λ_l are 0 for every other name.
+HN_LOSS_NAMES = frozenset({"fsc-clip", "fsc-siglip"})
+
 # The authors' command-line defaults (argparse in their training/params.py). Their store_true flags
 # default to off, so a translated command that omits --apply-global-neg-loss must start from these,
 # not from the paper recipe below.
@@ -39,12 +42,15 @@ class LossConfig:
             the data provides them, are appended as image→text columns (the authors' ``--loss-name clip``
             behaviour, i.e. NegCLIP). ``"negclip"`` — the same but negatives are required. ``"fsc-clip"`` —
             CLIP loss over positives plus the separate global / local hard-negative losses enabled below.
+            ``"siglip"``, ``"negsiglip"``, ``"fsc-siglip"`` — the same three with the sigmoid (SigLIP) loss in
+            place of the CLIP loss (SigLIP-family models, which have a logit bias).
         neg_loss_name: ``"focal_loss"`` or ``"cross_entropy"`` (γ = 0) for the hard-negative losses.
         focal_gamma: Focal exponent γ (used by ``focal_loss``).
         neg_label_smoothing: SCR label smoothing ε over the valid negatives; None = one-hot target.
-        apply_global_neg_loss: Add the global hard-negative loss (fsc-clip only).
+        apply_global_neg_loss: Add the global hard-negative loss (fsc-clip / fsc-siglip only).
         neg_loss_weight: Its weight λ_g.
-        apply_local_neg_loss: Add the local hard-negative loss, LHN (fsc-clip only; needs dense tokens).
+        apply_local_neg_loss: Add the local hard-negative loss, LHN (fsc-clip / fsc-siglip only; needs dense
+            tokens).
         local_neg_weight: Its weight λ_l.
         sim_normalizer: ``"minmax"`` or ``"softmax"`` normalisation of the token-patch similarity map.
         sim_sparsify: Zero min-max weights below 1/Np.
@@ -78,14 +84,14 @@ class LossConfig:
 
     @property
     def global_weight(self) -> float:
-        """Effective λ_g (0 unless fsc-clip with the global loss on)."""
-        on = self.loss_name == "fsc-clip" and self.apply_global_neg_loss
+        """Effective λ_g (0 unless a loss of :data:`HN_LOSS_NAMES` with the global loss on)."""
+        on = self.loss_name in HN_LOSS_NAMES and self.apply_global_neg_loss
         return float(self.neg_loss_weight) if on else 0.0
 
     @property
     def local_weight(self) -> float:
-        """Effective λ_l (0 unless fsc-clip with the local loss on)."""
-        on = self.loss_name == "fsc-clip" and self.apply_local_neg_loss
+        """Effective λ_l (0 unless a loss of :data:`HN_LOSS_NAMES` with the local loss on)."""
+        on = self.loss_name in HN_LOSS_NAMES and self.apply_local_neg_loss
         return float(self.local_neg_weight) if on else 0.0
 
     @property

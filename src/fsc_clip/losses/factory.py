@@ -7,6 +7,7 @@ from typing import Any
 from fsc_clip.config import ConfigError, from_dict
 from fsc_clip.losses.config import LOSSES, LossConfig
 from fsc_clip.losses.fsc import FSCCLIPLoss
+from fsc_clip.losses.sigmoid import FSCSigLIPLoss
 
 __all__ = ["LOSSES", "build_loss", "list_loss_lines"]
 
@@ -39,10 +40,29 @@ def _fsc_clip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCCLIPLos
     return FSCCLIPLoss(cfg.global_weight, cfg.local_weight, **_common(cfg, rank, world_size))
 
 
+@LOSSES.register("siglip")
+def _siglip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCSigLIPLoss:
+    # As `clip`: negatives, if the data has them, become negative-only columns of the sigmoid loss.
+    return FSCSigLIPLoss(0.0, 0.0, negclip=True, require_negatives=False, **_common(cfg, rank, world_size))
+
+
+@LOSSES.register("negsiglip")
+def _negsiglip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCSigLIPLoss:
+    return FSCSigLIPLoss(0.0, 0.0, negclip=True, require_negatives=True, **_common(cfg, rank, world_size))
+
+
+@LOSSES.register("fsc-siglip")
+def _fsc_siglip(cfg: LossConfig, rank: int = 0, world_size: int = 1) -> FSCSigLIPLoss:
+    return FSCSigLIPLoss(cfg.global_weight, cfg.local_weight, **_common(cfg, rank, world_size))
+
+
 _DESCRIPTIONS = {
     "clip": "CLIP loss; negatives, if the batch has them, become NegCLIP columns (reference --loss-name clip)",
     "negclip": "CLIP loss with the batch's valid negatives as extra image->text columns (negatives required)",
     "fsc-clip": "CLIP loss + global and local hard-negative losses with SCR (focal + smoothing)",
+    "siglip": "sigmoid (SigLIP) loss; negatives, if the batch has them, become negative-only columns",
+    "negsiglip": "sigmoid (SigLIP) loss with the batch's valid negatives as negative-only columns (required)",
+    "fsc-siglip": "sigmoid (SigLIP) loss + global and local hard-negative losses with SCR (focal + smoothing)",
 }
 
 

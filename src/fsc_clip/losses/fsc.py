@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor, nn
 
@@ -36,6 +38,11 @@ class FSCCLIPLoss(nn.Module):
             must be initialised).
         require_negatives: Value of :attr:`needs_negatives`; default: True iff negatives are used.
     """
+
+    #: Whether ``forward`` needs the model's ``logit_bias`` (False: the softmax losses ignore it).
+    uses_logit_bias: ClassVar[bool] = False
+    #: Key of the image-text contrastive term in the dict ``forward`` returns.
+    contrastive_term: ClassVar[str] = "clip_loss"
 
     def __init__(
         self,
@@ -93,6 +100,7 @@ class FSCCLIPLoss(nn.Module):
         text_mask: Tensor | None = None,
         neg_text_tokens: Tensor | None = None,
         neg_text_mask: Tensor | None = None,
+        logit_bias: Tensor | None = None,
     ) -> dict[str, Tensor]:
         """Compute the weighted loss terms for this rank's batch.
 
@@ -107,17 +115,21 @@ class FSCCLIPLoss(nn.Module):
             text_mask: ``[B, L]`` bool, valid tokens (no padding, no start-of-text).
             neg_text_tokens: ``[B, K, L, D]`` projected tokens of the negatives (absent ones: finite values).
             neg_text_mask: ``[B, K, L]`` bool.
+            logit_bias: The model's logit bias (SigLIP-family models), or None; ignored here, since a bias shared
+                by every logit cancels in a softmax. Accepted so that the trainer can pass it to any loss.
 
         Returns:
-            ``{"clip_loss": ..., "global_hn_loss": ..., "local_hn_loss": ...}``, each already weighted; a
-            hard-negative term is absent when its weight is 0 or its inputs are missing.
+            ``{"clip_loss": ..., "global_hn_loss": ..., "local_hn_loss": ...}`` (the first key is
+            :attr:`contrastive_term`), each already weighted; a hard-negative term is absent when its weight is 0
+            or its inputs are missing.
         """
         metrics = {"logit_scale": logit_scale.detach()}
         if neg_text_features is not None and neg_mask is None:
             neg_mask = torch.ones(neg_text_features.shape[:2], dtype=torch.bool, device=neg_text_features.device)
         if neg_mask is not None:
             neg_mask = neg_mask.bool()
-        terms = {"clip_loss": self._clip_term(image_features, text_features, neg_text_features, neg_mask, logit_scale)}
+        pair_term = self._clip_term(image_features, text_features, neg_text_features, neg_mask, logit_scale, logit_bias)
+        terms = {self.contrastive_term: pair_term}
         if neg_text_features is not None and neg_mask is not None:  # neg_mask is set above whenever negatives exist
             metrics["hn_row_frac"] = neg_mask.any(dim=1).float().mean().detach()
             if self.global_weight > 0:
@@ -138,8 +150,15 @@ class FSCCLIPLoss(nn.Module):
         return terms
 
     def _clip_term(
-        self, image: Tensor, text: Tensor, neg_text: Tensor | None, neg_mask: Tensor | None, logit_scale: Tensor
+        self,
+        image: Tensor,
+        text: Tensor,
+        neg_text: Tensor | None,
+        neg_mask: Tensor | None,
+        logit_scale: Tensor,
+        logit_bias: Tensor | None = None,
     ) -> Tensor:
+        del logit_bias  # cancels in the softmax
         all_image = gather_with_grad(image, self.world_size)  # [W·B, D]
         all_text = gather_with_grad(text, self.world_size)  # [W·B, D]
         neg_cols = neg_valid = None

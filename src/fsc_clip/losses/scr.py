@@ -14,7 +14,7 @@ from torch import Tensor
 NEG_LOSS_NAMES = ("cross_entropy", "focal_loss")
 
 
-def scr_targets(valid: Tensor, label_smoothing: float | None) -> Tensor:
+def scr_targets(valid: Tensor, label_smoothing: float | None, dtype: torch.dtype = torch.float32) -> Tensor:
     """Target distribution ``y`` for each row.
 
     ``y_0 = (1−ε) + ε/(1+n)``, ``y_k = valid_k · ε/(1+n)`` with n the number of valid negatives.
@@ -22,12 +22,13 @@ def scr_targets(valid: Tensor, label_smoothing: float | None) -> Tensor:
     Args:
         valid: ``[R, 1+K]`` bool, column 0 (the positive) must be True.
         label_smoothing: ε; ``None`` means 0 (one-hot target).
+        dtype: Floating dtype of the targets (float64 inputs get float64 targets, so ε/(1+n) is exact).
 
     Returns:
         ``[R, 1+K]`` float targets; each row sums to 1 and puts no mass on invalid columns.
     """
     eps = float(label_smoothing or 0.0)
-    valid_f = valid.float()
+    valid_f = valid.to(dtype)
     share = eps / valid_f.sum(dim=-1, keepdim=True)  # [R, 1]  ε/(1+n)
     positive = torch.zeros_like(valid_f)
     positive[:, 0] = 1.0 - eps
@@ -49,7 +50,9 @@ def scr_loss(logits: Tensor, valid: Tensor, gamma: float = 2.0, label_smoothing:
     Returns:
         ``[R]`` per-row losses (finite, with finite gradients, for any mask).
     """
-    targets = scr_targets(valid, label_smoothing).to(logits.dtype)  # [R, 1+K]
+    # Targets at >= float32 precision (float64 for float64 logits), then in the logits' dtype.
+    targets = scr_targets(valid, label_smoothing, torch.promote_types(logits.dtype, torch.float32))
+    targets = targets.to(logits.dtype)  # [R, 1+K]
     masked = logits.masked_fill(~valid, float("-inf"))
     log_p = torch.log_softmax(masked, dim=-1)
     # Replace the −∞ of invalid columns before any arithmetic so that neither the value nor the

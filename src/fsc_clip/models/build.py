@@ -36,6 +36,16 @@ class ModelSpec:
     pretrained: str | None = None
     quick_gelu: bool = False
     lora: dict[str, Any] | None = None
+    family: str | None = None  # fsc_clip.models.families; filled from ``name`` when not given
+
+    def __post_init__(self) -> None:
+        if self.family is None:
+            from fsc_clip.models.families import family_of
+
+            try:
+                self.family = family_of(self.name)
+            except ModelLoadError:  # an architecture open_clip does not know cannot have been loaded; keep None
+                self.family = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +181,9 @@ def _create(name: str, quick_gelu: bool, device: str, precision: str, preprocess
         image_std=preprocess.get("std"),
         image_interpolation=preprocess.get("interpolation"),
         image_resize_mode=preprocess.get("resize_mode"),
+        # open_clip would download a Hugging Face text tower's base weights (roberta-base, ...) whenever it loads
+        # no CLIP weights itself, which is always the case here: ours are loaded afterwards, or the model is random.
+        pretrained_text=False,
         **kwargs,
     )
     return model, train_tf, val_tf
@@ -229,13 +242,37 @@ def load_open_clip(
         load_weights_into(model, read_checkpoint(weights_path).state_dict, weights_path)
     model.eval()
     spec = ModelSpec(name=name, pretrained=pretrained, quick_gelu=quick_gelu or _arch_has_quick_gelu(name))
-    return LoadedModel(model, _tokenizer(name), train_tf, val_tf, spec, ckpt)
+    return LoadedModel(model, _tokenizer(name, model), train_tf, val_tf, spec, ckpt)
 
 
-def _tokenizer(name: str):
+def _tokenizer(name: str, model: Any, label: str | None = None):
+    """The architecture's tokenizer at its config's context length (SigLIP: its own sentencepiece vocabulary, 64
+    positions; CLIPA: BERT, 32), its special-token layout (and the model's ``label``, default ``name``) recorded on
+    ``model`` for the dense text mask and its error messages."""
+
+    from fsc_clip.models.configs import tiny_tokenizer
+    from fsc_clip.models.dense import attach_text_layout
+
+    tokenizer = tiny_tokenizer(name) or _open_clip_tokenizer(name, label)
+    attach_text_layout(model, tokenizer, label or name)
+    return tokenizer
+
+
+def _open_clip_tokenizer(name: str, label: str | None):
+    """``open_clip.get_tokenizer(name)``; a Hugging Face tokenizer (SigLIP, CLIPA, ...) that is neither cached nor
+    downloadable is a :class:`ModelLoadError` naming the repository, not a traceback."""
     import open_clip
 
-    return open_clip.get_tokenizer(name)
+    try:
+        return open_clip.get_tokenizer(name)
+    except (OSError, ValueError) as err:  # transformers: OSError offline / not found; ValueError: bad repo files
+        cfg = open_clip.get_model_config(name) if not name.startswith("local-dir:") else None
+        repo = ((cfg or {}).get("text_cfg") or {}).get("hf_tokenizer_name") or "its Hugging Face repository"
+        raise ModelLoadError(
+            f"{label or name}: its tokenizer ({repo}) is not in the Hugging Face cache and could not be downloaded "
+            f"({type(err).__name__}: {str(err).splitlines()[0]}). Run once with network access (or copy the "
+            "cache, HF_HOME) and set HF_HUB_OFFLINE=1 on offline machines."
+        ) from None
 
 
 def _from_hub(name: str, device: str, precision: str, cache_dir: str | None, extra: dict[str, Any]) -> LoadedModel:
@@ -247,7 +284,7 @@ def _from_hub(name: str, device: str, precision: str, cache_dir: str | None, ext
     model, train_tf, val_tf = open_clip.create_model_and_transforms(local, device=device, precision=precision, **extra)
     model.eval()
     spec = ModelSpec(name=name, pretrained=None, quick_gelu=False)
-    return LoadedModel(model, open_clip.get_tokenizer(local), train_tf, val_tf, spec)
+    return LoadedModel(model, _tokenizer(local, model, name), train_tf, val_tf, spec)
 
 
 def _from_run_checkpoint(
@@ -273,7 +310,7 @@ def _from_run_checkpoint(
     model = _to_device_precision(model, device, precision)
     model.eval()
     spec = ModelSpec(name=arch, pretrained=str(ckpt.path), quick_gelu=bool(meta.get("quick_gelu")), lora=lora)
-    return LoadedModel(model, _tokenizer(arch), train_tf, val_tf, spec, ckpt)
+    return LoadedModel(model, _tokenizer(arch, model), train_tf, val_tf, spec, ckpt)
 
 
 def _to_device_precision(model: Any, device: str, precision: str) -> Any:

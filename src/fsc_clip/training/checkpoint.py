@@ -3,7 +3,7 @@
 Format (read back by ``fsc_clip.models.load_model``; loadable with ``torch.load(path, weights_only=True)``)::
 
     {"format": "fsc-clip", "format_version": 1,
-     "model": {"name", "pretrained", "quick_gelu", "lora": None | {"rank", "alpha", "targets"}},
+     "model": {"name", "pretrained", "quick_gelu", "family", "lora": None | {"rank", "alpha", "targets"}},
      "state_dict": ..., "optimizer": ..., "scaler": ... | None,
      "epoch": int,           # epoch in progress (== finished epochs when batch_in_epoch == 0)
      "batch_in_epoch": int,  # loader batches of that epoch already consumed

@@ -29,6 +29,9 @@ class ModelConfig:
         lora_alpha: LoRA scaling numerator (null: equal to the rank, i.e. scale 1).
         lock_image: Freeze the image tower.
         lock_text: Freeze the text tower.
+        lock_logit_bias: Freeze the learnable logit bias of sigmoid-loss (SigLIP-family) models. A softmax loss
+            never uses the bias, so it is frozen for those losses whatever this says (DDP would otherwise see a
+            parameter without gradient).
         grad_checkpointing: Trade compute for memory inside both transformers.
         augment: Use open_clip's training augmentation (random resized crop); false uses the eval transform.
     """
@@ -40,6 +43,7 @@ class ModelConfig:
     lora_alpha: float | None = None
     lock_image: bool = False
     lock_text: bool = False
+    lock_logit_bias: bool = False
     grad_checkpointing: bool = False
     augment: bool = True
 

@@ -153,6 +153,26 @@ def build_model(cfg: TrainConfig, device: torch.device) -> tuple[Any, dict[str, 
     return lm, lora
 
 
+def configure_logit_bias(model: Any, cfg: TrainConfig, loss_fn: Any) -> None:
+    """Make a SigLIP-family model's ``logit_bias`` trainable only when the loss uses it and the recipe allows it.
+
+    Raises:
+        ConfigError: a sigmoid loss on a model without ``logit_bias`` (a CLIP-family model).
+    """
+    bias = getattr(model, "logit_bias", None)
+    uses = bool(getattr(loss_fn, "uses_logit_bias", False))
+    if bias is None:
+        if uses:
+            raise ConfigError(
+                f"loss {cfg.loss.loss_name!r} is a sigmoid (SigLIP) loss but {cfg.model.name} has no logit_bias; "
+                "use a SigLIP-family model (e.g. ViT-B-16-SigLIP2) or a softmax loss (clip / negclip / fsc-clip)"
+            )
+        return
+    if not uses and bias.requires_grad:
+        logger.info("%s: logit_bias frozen (loss %s does not use it)", cfg.model.name, cfg.loss.loss_name)
+    bias.requires_grad_(uses and not cfg.model.lock_logit_bias and cfg.model.lora_rank == 0)
+
+
 def train(cfg: TrainConfig) -> Path:
     """Run (or resume) training as configured; returns the run directory.
 
@@ -184,6 +204,7 @@ class _Trainer:
         with main_rank_first(info):  # a first download of pretrained weights happens once
             self.lm, self.lora = build_model(cfg, info.device)
         self.loss_fn = build_loss(cfg.loss, rank=info.rank, world_size=info.world_size)
+        configure_logit_bias(self.lm.model, cfg, self.loss_fn)
         preprocess = self.lm.preprocess_train if cfg.model.augment else self.lm.preprocess_val
         self.loader = build_train_loader(
             cfg.data,

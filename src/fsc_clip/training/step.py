@@ -9,7 +9,8 @@ features of all A micro-batches; then each micro-batch is re-encoded with gradie
 computed over the whole accumulated batch, with the other micro-batches' cached features as its
 negatives. Summing the A backward passes gives exactly the gradient of the loss of one batch of
 A·B (the loss only sees features; each pass supplies the gradient through one micro-batch's
-features). The logit scale enters every pass, so its gradient is scaled by 1/A per pass.
+features). The logit scale (and a SigLIP model's logit bias) enters every pass, so its gradient is scaled
+by 1/A per pass.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ class FeatureEncoder(nn.Module):
             "image": feats.image,
             "text": feats.text,
             "logit_scale": feats.logit_scale,
+            "logit_bias": feats.logit_bias,  # SigLIP-family models; None for CLIP
         }
         if dense:
             out.update(image_tokens=feats.image_tokens, text_tokens=feats.text_tokens, text_mask=feats.text_mask)
@@ -118,6 +120,7 @@ def encode_batch(ctx: StepContext, mb: DeviceBatch) -> dict[str, torch.Tensor | 
         "neg_text_features": text[n:].unflatten(0, (n, k)) if k else None,  # [B, K, D]
         "neg_mask": mb["neg_mask"],  # [B, K]
         "logit_scale": out["logit_scale"],
+        "logit_bias": out["logit_bias"],  # [] or None; every loss accepts it (softmax losses ignore it)
     }
     if ctx.needs_dense:
         tokens, mask = out["text_tokens"], out["text_mask"]  # [B + B*K, L, D], [B + B*K, L]
@@ -184,13 +187,20 @@ def _accumulated_backward(
             with ctx.autocast():
                 fresh = encode_batch(ctx, mb)
                 inputs = _splice(cached, fresh, j)
-                scale = inputs["logit_scale"]  # = fresh["logit_scale"] (not batched: _splice passes it through)
-                inputs["logit_scale"] = scale / n + (scale - scale / n).detach()  # value s, gradient 1/A
+                # The scalars enter every pass (not batched: _splice passes them through): value kept, gradient 1/A.
+                for key in ("logit_scale", "logit_bias"):
+                    if inputs.get(key) is not None:
+                        inputs[key] = _grad_over_passes(inputs[key], n)
                 terms = ctx.loss_fn(**inputs)
                 total = _total(terms, inject_nan)
             _check_finite(total, terms, ctx)
             ctx.scaler.scale(total).backward()
     return terms, total
+
+
+def _grad_over_passes(x: torch.Tensor, n: int) -> torch.Tensor:
+    """``x`` in value, ``x / n`` in gradient (a scalar that every one of ``n`` accumulation passes sees)."""
+    return x / n + (x - x / n).detach()
 
 
 def _splice(cached: list[dict[str, Any]], fresh: dict[str, Any], j: int) -> dict[str, Any]:

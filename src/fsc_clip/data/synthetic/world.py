@@ -64,6 +64,10 @@ class WorldConfig:
             real captions sometimes say where things are. It makes contrastive pre-training keep where each object
             is in the image embedding (without it a linear probe finds no left/right order there), so that the
             relations hard negatives teach can be learned in a short fine-tuning. Test sets never say it.
+        p_single: Probability that the caption of a multi-object training scene mentions only one of its objects ("a
+            red circle" for a red circle beside a blue square), a true partial caption as real ones often are. A batch
+            then holds images with red and a circle but no red circle, so contrastive pre-training has to bind each
+            color to its shape in the image embedding instead of keeping a bag of colors and shapes.
         n_sugarcrepe: Items per SugarCrepe subset (7 subsets).
         n_winoground: Winoground 2x2 examples.
         n_aro: Items per ARO subset (VG-Relation, VG-Attribution).
@@ -81,6 +85,7 @@ class WorldConfig:
     p_color: float = 0.5
     p_size: float = 0.5
     p_half: float = 0.0
+    p_single: float = 0.0
     n_sugarcrepe: int = 200
     n_winoground: int = 150
     n_aro: int = 400
@@ -194,7 +199,8 @@ def write_train(w: _World) -> dict[str, Any]:
     for idx in w.items(cfg.n_train, "world: train"):
         rng = w.rng("train", idx)
         scene = sc.sample_scene(rng, w.vocab, w.n_objects(rng, cfg.train_objects))
-        st = sc.describe(scene, w.vocab, rng, cfg.p_relation, cfg.p_color, cfg.p_size, p_half=cfg.p_half)
+        single = cfg.p_single > 0 and len(scene.objects) > 1 and rng.random() < cfg.p_single
+        st = sc.describe(scene, w.vocab, rng, cfg.p_relation, cfg.p_color, cfg.p_size, 1 if single else None, cfg.p_half)
         template, rel_index = sc.pick_wording(st, w.vocab, rng)
         title = sc.realize(st, template, w.vocab, rel_index)
         negs = []

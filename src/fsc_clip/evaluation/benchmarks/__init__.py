@@ -27,8 +27,10 @@ _FAMILIES = (
     "retrieval",
     "sugarcrepe_pp",  # compositional_2025
     "bivlc",
-    "cola",
-    "negbench",
+    "cola",  # + cola_single
+    "negbench",  # + negbench_syn, negbench_chexpert
+    "negbench_retrieval",
+    "vismin",
     "synthetic",
 )
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -44,6 +45,15 @@ def find_image(folder: Path, stem: str) -> Path | None:
         if cand.is_file():
             return cand
     return None
+
+
+def require_images(refs: Iterable[Any], what: str, obtain: str) -> None:
+    """Raise DataNotFoundError naming the first missing image file (and how many) before anything is encoded.
+
+    For benchmarks that score in their own ``run()`` (``Benchmark.check_images`` takes items)."""
+    missing = sorted({str(r.path) for r in refs if not r.exists()})
+    if missing:
+        raise DataNotFoundError(f"{what}: {len(missing)} image file(s) missing, e.g. {missing[0]}. {obtain}")
 
 
 class SchemaError(DataNotFoundError):

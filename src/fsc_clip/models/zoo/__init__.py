@@ -89,6 +89,13 @@ class ZooEntry:
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def family(self) -> str:
+        """Model family of :attr:`architecture` (:mod:`fsc_clip.models.families`)."""
+        from fsc_clip.models.families import family_of
+
+        return family_of(self.architecture)
+
+    @property
     def manual_only(self) -> bool:
         """True when no program can download the file (Google Drive, or a Hub repository without a file name)."""
         src = self.source
@@ -312,7 +319,7 @@ def published_rows(entry: ZooEntry) -> list[tuple[PublishedRef, dict[str, str]]]
 def list_zoo_lines() -> list[str]:
     """Lines for ``fsc-clip list models --zoo``."""
     lines = [f"# fsc-clip model zoo ({len(ZOO)} published checkpoints; load with --model NAME)"]
-    lines.append(f"{'name':<34} {'arch':<9} {'format':<18} {'gelu':<6} source")
+    lines.append(f"{'name':<34} {'arch':<9} {'family':<10} {'format':<18} {'gelu':<6} source")
     for e in list_zoo():
         src = e.source
         where = (
@@ -321,7 +328,7 @@ def list_zoo_lines() -> list[str]:
             else (src.url or f"gdrive (manual): {src.gdrive_id or src.gdrive_folder}")
         )
         gelu = "quick" if e.quick_gelu else "gelu"
-        lines.append(f"{e.name:<34} {e.architecture:<9} {e.format:<18} {gelu:<6} {where}")
+        lines.append(f"{e.name:<34} {e.architecture:<9} {e.family:<10} {e.format:<18} {gelu:<6} {where}")
     return lines
 
 

@@ -68,13 +68,15 @@ def build_model(entry: Any, state_dict: dict[str, Any], path: Path, *, device: s
 
     from fsc_clip.models.build import LoadedModel, ModelSpec, _to_device_precision
     from fsc_clip.models.checkpoint import load_weights_into
+    from fsc_clip.models.dense import attach_text_layout
 
     model, train_tf, val_tf = create_for(entry)
     floats = {k: (v.float() if v.is_floating_point() else v) for k, v in state_dict.items()}  # fp16 files
     load_weights_into(model, floats, path)
     model = _to_device_precision(model, device, precision).eval()
     tokenizer = open_clip.get_tokenizer(entry.architecture, context_length=entry.context_length)
-    spec = ModelSpec(name=entry.name, pretrained=str(path), quick_gelu=entry.quick_gelu)
+    attach_text_layout(model, tokenizer, entry.name)  # padding / start-token ids for dense text masks
+    spec = ModelSpec(name=entry.name, pretrained=str(path), quick_gelu=entry.quick_gelu, family=entry.family)
     return LoadedModel(model, tokenizer, train_tf, val_tf, spec)
 
 
