@@ -183,18 +183,22 @@ def data_dependent_parts_from(batch: Any, model: nn.Module, gpu: bool) -> Iterat
     real_mask = torch.cat(masks, dim=1)  # [B, 1+K, L] as local_scores concatenates its groups
     plan, any_rank = local._plan_chunks, step.any_rank
     sizes = [1] + ([batch.neg_texts.shape[1]] if batch.neg_texts is not None else [])
-    budget = local.ACCELERATOR_CHUNK_TOKENS if gpu else local.CHUNK_TOKENS["cpu"]
-    chunks = plan(real_mask, sizes, budget)  # computed here, before any fake mode, from the real token counts
+    budgets = [local.ACCELERATOR_CHUNK_TOKENS] if gpu else sorted(set(local.CHUNK_TOKENS["cpu"].values()))
+    # Computed here, before any fake mode, from the real token counts: one plan per budget the loss may ask for.
+    chunks = {budget: plan(real_mask, sizes, budget) for budget in budgets}
+    mean_tokens, real_mean = local._valid_tokens_per_image, local._valid_tokens_per_image(real_mask)
 
     def plan_from_real(token_mask: torch.Tensor, group_sizes: list[int], chunk_tokens: int) -> list[Any]:
         assert tuple(token_mask.shape) == tuple(real_mask.shape) and list(group_sizes) == sizes
-        return chunks
+        # the fake tensors live on the CPU: for a GPU estimate the loss asks the CPU budget, so ignore it there
+        return chunks[local.ACCELERATOR_CHUNK_TOKENS] if gpu else chunks[chunk_tokens]
 
     local._plan_chunks, step.any_rank = plan_from_real, lambda *_: False
+    local._valid_tokens_per_image = lambda token_mask: real_mean
     try:
         yield
     finally:
-        local._plan_chunks, step.any_rank = plan, any_rank
+        local._plan_chunks, step.any_rank, local._valid_tokens_per_image = plan, any_rank, mean_tokens
 
 
 def _batch_tensors(batch: Any) -> list[torch.Tensor]:

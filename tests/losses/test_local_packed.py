@@ -68,7 +68,7 @@ def test_packed_local_scores_equal_dense(monkeypatch, shape, method, normalizer,
     import fsc_clip.losses.local as local
 
     monkeypatch.setattr(local, "prefer_gram", lambda *_: method == "gram")
-    monkeypatch.setattr(local, "CHUNK_TOKENS", {"cpu": chunk_tokens})  # 1: one image per chunk
+    monkeypatch.setattr(local, "CHUNK_TOKENS", {"cpu": {"gram": chunk_tokens, "explicit": chunk_tokens}})  # 1: 1 image
     batch, k, length, dim, patches = shape
     x = _inputs(batch, k, length, dim, patches, seed=batch + k)
     groups = [(x["pos"], x["pos_mask"]), (x["neg"], x["neg_mask"])]

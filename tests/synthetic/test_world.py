@@ -19,7 +19,15 @@ from fsc_clip.data.synthetic import NEGATIVE_KINDS, WorldConfig, generate_world,
 from fsc_clip.data.synthetic import scene as sc
 
 TINY = dict(
-    n_train=60, p_half=0.5, n_sugarcrepe=12, n_winoground=9, n_aro=12, n_zeroshot=12, n_retrieval=10, supersample=2
+    n_train=60,
+    p_half=0.5,
+    p_single=0.3,
+    n_sugarcrepe=12,
+    n_winoground=9,
+    n_aro=12,
+    n_zeroshot=12,
+    n_retrieval=10,
+    supersample=2,
 )
 
 
@@ -145,16 +153,18 @@ def test_training_captions_true_and_negatives_false(world):
     with (world / "train/train_neg_clip.tsv").open() as f:
         rows = list(csv.DictReader(f, delimiter="\t"))
     assert len(rows) == TINY["n_train"] and set(rows[0]) == {"filepath", "title", "neg_caption"}
-    halves = 0
+    halves = singles = 0
     for r in rows:
         objects = scenes[f"train/{r['filepath']}"]
         assert _true_for(r["title"], objects, strict=True), r
         halves += " half" in r["title"]
+        singles += len(objects) > 1 and len(_parse(r["title"])[0]) == 1
         negatives = ast.literal_eval(r["neg_caption"])
         assert negatives and all(isinstance(n, str) for n in negatives), r
         for neg in negatives:
             assert not _true_for(neg, objects, strict=False), r
     assert halves > 5  # p_half: some captions say where an object is ("in the left half"), and it is true
+    assert singles > 5  # p_single: some captions of multi-object scenes mention one object only (true, partial)
 
 
 def test_world_replacements_false_for_every_image_with_that_caption(world):

@@ -36,11 +36,13 @@ from torch import Tensor
 
 SIM_NORMALIZERS = ("minmax", "softmax")
 _NORM_EPS = 1e-12  # matches F.normalize
-# Packed token rows per chunk, per device type. A chunk's temporaries are a few [rows, D] and [rows, Np] tensors,
-# far below the token tensor's size. On CPU (B = 64-256, fwd + bwd) 512-2048 rows run equally fast (the chunk
-# stays in cache) and 512 keeps the peak lowest. On accelerators every chunk costs ~30 kernel launches, so the
-# chunks are larger there (not measured in this repository: no GPU was available).
-CHUNK_TOKENS = {"cpu": 512}
+# Packed token rows per chunk, per device type and kernel. A chunk's temporaries are a few [rows, D] and [rows, Np]
+# tensors, far below the token tensor's size. Measured on CPU (benchmarks/loss.py, B = 64-256, fwd + bwd, 1 thread):
+# the Gram kernel (Np = 49) runs 10-20 % slower with 256-row chunks than with 512 (its per-chunk Gram matrices), the
+# explicit kernel (Np = 196) runs as fast with 256 as with 512 and its peak drops by 4 MB at B = 64. On
+# accelerators every chunk costs ~30 kernel launches, so the chunks are larger there (not measured in this
+# repository: no GPU was available).
+CHUNK_TOKENS = {"cpu": {"gram": 512, "explicit": 256}}
 ACCELERATOR_CHUNK_TOKENS = 16384
 
 
@@ -332,6 +334,11 @@ class _PackedTokenScores(torch.autograd.Function):
         )
 
 
+def _valid_tokens_per_image(token_mask: Tensor) -> int:
+    """Mean valid tokens per image of a ``[B, C, L]`` mask, at least 1 (a host synchronisation)."""
+    return max(1, int(token_mask.sum()) // max(1, token_mask.shape[0]))
+
+
 def packed_token_scores(
     image_tokens: Tensor,
     caption_groups: Sequence[tuple[Tensor, Tensor]],
@@ -350,7 +357,7 @@ def packed_token_scores(
         normalizer: See :func:`patch_weights`.
         sparsify: See :func:`patch_weights`.
         chunk_tokens: Packed token rows per chunk (bounds the temporaries); None: :data:`CHUNK_TOKENS` of the
-            device type, else :data:`ACCELERATOR_CHUNK_TOKENS`.
+            device type and kernel, else :data:`ACCELERATOR_CHUNK_TOKENS`.
 
     Returns:
         ``[B, C, L]`` scores (``C = ΣC_j``), zero where the mask is False.
@@ -359,11 +366,12 @@ def packed_token_scores(
     groups = [t.contiguous() for t, _ in caption_groups]
     token_mask = torch.cat([m for _, m in caption_groups], dim=1)  # [B, C, L]
     b, c, length = token_mask.shape
-    if chunk_tokens is None:
-        chunk_tokens = CHUNK_TOKENS.get(image_tokens.device.type, ACCELERATOR_CHUNK_TOKENS)
-    chunks = _plan_chunks(token_mask, [t.shape[1] for t in groups], chunk_tokens)  # all data dependence is here
-    mean_tokens = max(1, sum(chunk.dest.numel() for chunk in chunks) // max(1, b))  # valid tokens per image
+    mean_tokens = _valid_tokens_per_image(token_mask)
     method = "gram" if prefer_gram(image_tokens.shape[1], mean_tokens, image_tokens.shape[2]) else "explicit"
+    if chunk_tokens is None:
+        budgets = CHUNK_TOKENS.get(image_tokens.device.type)
+        chunk_tokens = budgets[method] if budgets else ACCELERATOR_CHUNK_TOKENS
+    chunks = _plan_chunks(token_mask, [t.shape[1] for t in groups], chunk_tokens)  # all data dependence is here
     scores = _PackedTokenScores.apply(
         image_tokens, logit_scale, chunks, KERNELS[method], normalizer, sparsify, *groups
     )  # [B, C·L]
