@@ -118,3 +118,13 @@ def test_missing_world_names_the_file_and_the_fix(tmp_path, tiny):
 
     with pytest.raises(DataNotFoundError, match="fsc-clip demo"):
         evaluate(tiny, ["synthetic_winoground"], tmp_path, None, progress=False)
+
+
+def test_synthetic_zeroshot_has_no_published_size_warning(world, tiny, caplog):
+    """The synthetic tasks have no published test set: no "the published test set has 0" line per task and model."""
+    from fsc_clip.evaluation.benchmarks import BENCHMARKS
+    from fsc_clip.evaluation.embedder import CachedEmbedder
+
+    with caplog.at_level("WARNING"):
+        BENCHMARKS.get("synthetic_zeroshot")().run(world, CachedEmbedder(tiny, batch_size=32, progress=False))
+    assert "published test set" not in caplog.text
