@@ -124,6 +124,8 @@ class FSCCLIPLoss(nn.Module):
             or its inputs are missing.
         """
         metrics = {"logit_scale": logit_scale.detach()}
+        if self.uses_logit_bias and logit_bias is not None:
+            metrics["logit_bias"] = logit_bias.detach()
         if neg_text_features is not None and neg_mask is None:
             neg_mask = torch.ones(neg_text_features.shape[:2], dtype=torch.bool, device=neg_text_features.device)
         if neg_mask is not None:

@@ -94,55 +94,14 @@ def sigmoid_loss(
 class FSCSigLIPLoss(FSCCLIPLoss):
     """The sigmoid family: ``L_sig + λ_g·L_g + λ_l·L_l`` (see the module docstring for the exact objective).
 
-    Same constructor, attributes and call signature as :class:`~fsc_clip.losses.FSCCLIPLoss` (``negclip`` here
-    means: the valid negatives are negative-only columns of the sigmoid term), except that ``forward`` requires
-    ``logit_bias``. The sigmoid term is returned as ``sigmoid_loss``; :attr:`metrics` also holds ``logit_bias``.
+    Same constructor, attributes and call (``forward``) as :class:`~fsc_clip.losses.FSCCLIPLoss` (``negclip`` here
+    means: the valid negatives are negative-only columns of the sigmoid term), except that ``logit_bias`` is
+    required: the sigmoid term raises ``ConfigError`` without it (or for a non-scalar one). The sigmoid term is
+    returned as ``sigmoid_loss``; :attr:`metrics` also holds ``logit_bias``.
     """
 
     uses_logit_bias: ClassVar[bool] = True
     contrastive_term: ClassVar[str] = "sigmoid_loss"
-
-    def forward(
-        self,
-        image_features: Tensor,
-        text_features: Tensor,
-        neg_text_features: Tensor | None,
-        neg_mask: Tensor | None,
-        logit_scale: Tensor,
-        image_tokens: Tensor | None = None,
-        text_tokens: Tensor | None = None,
-        text_mask: Tensor | None = None,
-        neg_text_tokens: Tensor | None = None,
-        neg_text_mask: Tensor | None = None,
-        logit_bias: Tensor | None = None,
-    ) -> dict[str, Tensor]:
-        """Compute the weighted loss terms for this rank's batch.
-
-        The arguments are those of :meth:`FSCCLIPLoss.forward`; ``logit_bias`` is required here.
-
-        Args:
-            logit_bias: The model's learnable logit bias, a scalar tensor (raw, not exponentiated).
-
-        Returns:
-            ``{"sigmoid_loss": ..., "global_hn_loss": ..., "local_hn_loss": ...}``, each already weighted; a
-            hard-negative term is absent when its weight is 0 or its inputs are missing.
-
-        Raises:
-            ConfigError: ``logit_bias`` is None (a model without a logit bias) or not a scalar.
-        """
-        if logit_bias is None:
-            raise ConfigError(
-                "loss_name: a sigmoid (SigLIP) loss needs the model's logit_bias, got None; use a SigLIP-family "
-                "model (it has a logit_bias) or a softmax loss (clip / negclip / fsc-clip)"
-            )
-        if logit_bias.numel() != 1:
-            raise ConfigError(f"logit_bias must be a scalar, got shape {tuple(logit_bias.shape)}")
-        terms = super().forward(
-            image_features, text_features, neg_text_features, neg_mask, logit_scale,
-            image_tokens, text_tokens, text_mask, neg_text_tokens, neg_text_mask, logit_bias=logit_bias,
-        )  # fmt: skip
-        self.metrics["logit_bias"] = logit_bias.detach()
-        return terms
 
     def _clip_term(
         self,
@@ -153,8 +112,13 @@ class FSCSigLIPLoss(FSCCLIPLoss):
         logit_scale: Tensor,
         logit_bias: Tensor | None = None,
     ) -> Tensor:
-        if logit_bias is None:  # forward checks this; here for the type checker
-            raise ConfigError("loss_name: a sigmoid (SigLIP) loss needs the model's logit_bias, got None")
+        if logit_bias is None:
+            raise ConfigError(
+                "loss_name: a sigmoid (SigLIP) loss needs the model's logit_bias, got None; use a SigLIP-family "
+                "model (it has a logit_bias) or a softmax loss (clip / negclip / fsc-clip)"
+            )
+        if logit_bias.numel() != 1:
+            raise ConfigError(f"logit_bias must be a scalar, got shape {tuple(logit_bias.shape)}")
         all_text = gather_with_grad(text, self.world_size)  # [W·B, D]; images stay local (one direction only)
         neg_cols = neg_valid = None
         if self.negclip and neg_text is not None and neg_mask is not None:
