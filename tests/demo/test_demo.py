@@ -65,7 +65,7 @@ def test_studies_are_registered_and_an_unknown_one_names_the_choices():
     from fsc_clip.registry import UnknownNameError
 
     assert {"methods", "ablation"} <= set(STUDIES.names())
-    assert demo_config().study.name == "methods" and demo_config().study.reference is None
+    assert demo_config().study.name == "methods" and demo_config().study.reference == "clip-ft"  # plain fine-tuning
     with pytest.raises(UnknownNameError, match="ablation"):
         demo_config(study="ablations")
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from fsc_clip.negatives.text import article_for, match_case, normalize, render
+from fsc_clip.negatives.text import article_for, compact, match_case, normalize, render
 
 
 @pytest.mark.parametrize(
@@ -33,3 +33,11 @@ def test_render_keeps_whitespace_and_fixes_case_and_articles() -> None:
     # moving the first word: the new first word is capitalised, the old one lower-cased
     pieces = [("dog", " ", 3), ("A", " ", 0), ("man", "", 1), (".", "", 7)]
     assert render(words, tags, pieces, articles=False) == "Dog a man."
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["A Semi-Trucks, 12!", "x_y\tz  ", "café – Ünïcode ½ ², ٣", "", "-semitrucks", "ΑΒΓ dogs", "e\u0301 combining"],
+)
+def test_compact_fast_path_equals_the_definition(text: str) -> None:
+    assert compact(text) == "".join(ch for ch in text.lower() if ch.isalnum())

@@ -46,6 +46,61 @@ def open_image(source: str | bytes, name: str) -> Any:
         raise BadSampleError(f"cannot decode image {name}: {err}") from None
 
 
+TOKEN_CACHE_ENTRIES = 1 << 18
+"""Texts whose token ids one :class:`CachedTokenizer` keeps (~0.1-0.4 KB each: at most ~100 MB per worker)."""
+
+
+class CachedTokenizer:
+    """A tokenizer that remembers the token ids of the texts it has seen (bounded, fill-once).
+
+    Training tokenizes the same captions and hard negatives again in every epoch, and BPE tokenization is pure
+    Python (~0.1 ms per text): with a few negatives per caption it can cost as much as the model's step. The
+    cache is *fill-once* rather than LRU: an epoch visits the texts in a cycle, and an LRU cache smaller than that
+    cycle would evict every text just before it comes back (no hits at all), while a fill-once cache still serves
+    the texts it holds. Rows are kept as int32 bytes; the result equals ``tokenizer(texts)`` exactly.
+
+    Args:
+        tokenizer: ``callable(list[str]) -> LongTensor [N, L]`` that always pads to the same ``L`` (open_clip's
+            and Hugging Face tokenizers with ``max_length`` padding do). A tokenizer that returns another length
+            later turns the cache off (its output is then passed through unchanged).
+        max_entries: Most texts kept (default :data:`TOKEN_CACHE_ENTRIES`; 0 turns the cache off).
+    """
+
+    def __init__(self, tokenizer: Callable[[list[str]], Any], max_entries: int | None = None) -> None:
+        self.tokenizer = tokenizer
+        self.max_entries = TOKEN_CACHE_ENTRIES if max_entries is None else int(max_entries)
+        self.context_length = getattr(tokenizer, "context_length", None)  # read by the negative sampler
+        self._rows: dict[str, bytes] = {}
+        self._length: int | None = None  # L of the cached rows
+        self._enabled = self.max_entries > 0
+
+    def __call__(self, texts: list[str]) -> Any:
+        import numpy as np
+        import torch
+
+        if not self._enabled or not texts:
+            return self.tokenizer(texts)
+        fresh = {t: None for t in texts if t not in self._rows}  # ordered, unique
+        new_rows: dict[str, bytes] = {}
+        if fresh:
+            tokens = self.tokenizer(list(fresh))  # [M, L]
+            if self._length is None:
+                self._length = int(tokens.shape[1])
+            if int(tokens.shape[1]) != self._length or tokens.dtype not in (torch.int32, torch.int64):
+                self._enabled = False  # variable-length or unusual output: do not cache
+                return self.tokenizer(texts)
+            data = tokens.to(torch.int32).numpy()
+            new_rows = {t: data[i].tobytes() for i, t in enumerate(fresh)}
+            room = self.max_entries - len(self._rows)
+            for t, row in list(new_rows.items())[: max(room, 0)]:
+                self._rows[t] = row
+        rows = [self._rows.get(t) or new_rows[t] for t in texts]
+        length = self._length
+        assert length is not None  # set by the first call that had texts to tokenize
+        flat = np.frombuffer(b"".join(rows), dtype=np.int32).reshape(len(texts), length)  # [N, L]
+        return torch.from_numpy(flat.astype(np.int64))
+
+
 class BatchBuilder:
     """Decode/augment images, tokenize captions and negatives (picklable, used in workers).
 

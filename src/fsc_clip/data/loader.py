@@ -16,7 +16,7 @@ from typing import Any
 
 from fsc_clip.config import ConfigError
 from fsc_clip.data.batch import Batch
-from fsc_clip.data.collate import BadSampleError, BatchBuilder, Sample, identity
+from fsc_clip.data.collate import BadSampleError, BatchBuilder, CachedTokenizer, Sample, identity
 from fsc_clip.data.config import DataConfig
 from fsc_clip.data.hard_negatives import PRECOMPUTED, NegativeSampler, load_precomputed
 from fsc_clip.data.sources import ShardList, Table, load_source
@@ -241,7 +241,8 @@ def build_train_loader(
     )  # a negatives file alone turns them on
     context_length = getattr(tokenizer, "context_length", None)  # open_clip tokenizers carry it
     negatives = NegativeSampler(style, precomputed, row_types, seed, context_length=context_length)
-    builder = BatchBuilder(tokenizer, preprocess, negatives, seed, cfg.on_bad_sample)
+    # Epochs re-tokenize the same texts: a per-worker cache of their ids (the same ids, see CachedTokenizer).
+    builder = BatchBuilder(CachedTokenizer(tokenizer), preprocess, negatives, seed, cfg.on_bad_sample)
     common = {"negative_types": negatives.types, "batch_size": batch_size, "seed": seed, "rank": rank}
     if isinstance(data, ShardList):
         from fsc_clip.data.wds import build_wds_dataset  # torch + webdataset only when shards are used

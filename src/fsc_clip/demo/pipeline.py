@@ -305,6 +305,7 @@ def _train_config(
     from fsc_clip.training import TrainConfig
 
     steps_per_epoch = max(1, data.pop("_rows") // stage.batch_size)
+    data["workers"] = d.cfg.data_workers
     raw = {
         "model": {"name": d.cfg.model, "pretrained": pretrained, "lora_rank": method.lora_rank, "augment": False},
         "data": data,
@@ -333,6 +334,8 @@ def _train_config(
 def _fingerprint(tc: Any) -> str:
     settings = to_dict(tc)
     settings.pop("logging", None)  # progress bars do not change the result
+    for key in ("workers", "persistent_workers"):  # nor does who loads the batches (tested)
+        settings["data"].pop(key, None)
     return json.dumps(settings, sort_keys=True, default=str)
 
 
@@ -732,3 +735,4 @@ def run_demo(
     d.stage("report", lambda: _stage_report(d, eval_dirs))
     d.result.timings["total"] = round(time.perf_counter() - d.t0, 1)
     return d.result
+

@@ -23,13 +23,19 @@ def normalize(text: str) -> str:
     return " ".join(_WORD_RE.findall(text.lower()))
 
 
+_ASCII_NOT_ALNUM = str.maketrans("", "", "".join(chr(c) for c in range(128) if not chr(c).isalnum()))
+
+
 def compact(text: str) -> str:
     """Letters and digits only, lower case: equal for texts that differ only in spacing or punctuation.
 
     :func:`normalize` splits words at punctuation, so it tells "semi-trucks" ("semi trucks") from "-semitrucks"
     ("semitrucks"); to a reader (and under "lower case, punctuation deleted") they are the same caption.
     """
-    return "".join(ch for ch in text.lower() if ch.isalnum())
+    low = text.lower()
+    if low.isascii():  # the common case, ~10x faster; for ASCII, str.isalnum is exactly [a-z0-9] after lower()
+        return low.translate(_ASCII_NOT_ALNUM)
+    return "".join(ch for ch in low if ch.isalnum())
 
 
 def same_text(a: str, b: str) -> bool:
