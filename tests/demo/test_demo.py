@@ -238,6 +238,8 @@ def test_quick_demo_end_to_end_then_cached_then_the_ablation(tmp_path, capsys, m
         assert (report / name).is_file(), name
     assert str(report / "report.html") in printed[-2]
     assert (out / "eval" / "negclip" / "synthetic_aro.scores.npz").is_file()  # per-item outcomes: paired intervals
+    deltas = [line.split()[1] for line in printed if line.lstrip().startswith("Δ")]
+    assert deltas == ["base", "base", "clip-ft", "base", "clip-ft", "base", "clip-ft"]  # each run vs base and clip-ft
     first = json.loads((out / "timings.json").read_text())
     with (report / "summary.csv").open() as f:
         rows = list(csv.DictReader(f))
@@ -246,6 +248,7 @@ def test_quick_demo_end_to_end_then_cached_then_the_ablation(tmp_path, capsys, m
     for r in rows:
         for col in ("Comp", "ZS", "I2T", "T2I"):
             assert 0.0 <= float(r[col]) <= 100.0, (r["run"], col)
+    assert all(r["delta_Comp_vs_clip-ft_ci_lo"] != "" for r in rows[2:])  # the hard-negative runs vs plain fine-tuning
 
     again = run_demo(demo_config(quick=True), out, progress=False, log=lambda _msg: None)
     expected = {"world", "base", "negatives", "clip-ft", "negclip", "fsc-clip", "fsc-clip-lora"}

@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
         switches = {m.name: loss_switches(m) for m in cfg.methods}
         print(format_table(result.rows, HEADLINES, switches, cfg.study.reference))
         print(SWITCHES_LEGEND)
-    else:
-        print(format_table(result.rows))
+    else:  # the methods study: every run vs the base and vs its reference (plain CLIP fine-tuning)
+        print(format_table(result.rows, reference=cfg.study.reference))
     print(LEGEND)
     if cfg.seeds > 1:
         print()
