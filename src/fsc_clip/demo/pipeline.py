@@ -735,4 +735,3 @@ def run_demo(
     d.stage("report", lambda: _stage_report(d, eval_dirs))
     d.result.timings["total"] = round(time.perf_counter() - d.t0, 1)
     return d.result
-
