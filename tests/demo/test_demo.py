@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from fsc_clip.config import ConfigError
 from fsc_clip.demo import demo_config, format_table
@@ -263,6 +264,8 @@ def test_quick_demo_end_to_end_then_cached_then_the_ablation(tmp_path, capsys, m
     third = run_demo(demo_config(quick=True), other, progress=False, log=lambda _msg: None)
     assert "base:shared" in third.cached and "clip-ft" not in third.cached
 
+    _check_a_packed_base_gives_the_same_runs(out, third, tmp_path, monkeypatch)
+
     capsys.readouterr()  # the loss ablation in the first folder: same world and base, its own runs and report
     assert main(["demo", "--quick", "--study", "ablation", "--output", str(out), "--no-progress"]) == 0
     printed = capsys.readouterr().out
@@ -284,6 +287,60 @@ def test_quick_demo_end_to_end_then_cached_then_the_ablation(tmp_path, capsys, m
     assert f"Paired comparison vs {names[0]}" in html and "Published rows of this study" in html
     timings = json.loads((out / "timings.json").read_text())
     assert timings["invocations"][-1]["study"] == "ablation" and "world" in timings["invocations"][-1]["reused_stages"]
+
+
+def _check_a_packed_base_gives_the_same_runs(out, reference, tmp_path, monkeypatch):
+    """Pack the quick demo's base as the package would ship it, start a fresh cache and folder from it: the base
+    keeps every tensor but unused embedding rows, and every run fine-tuned from it scores exactly the same."""
+    import fsc_clip.demo.shipped as shipped
+    from fsc_clip.demo import run_demo
+    from fsc_clip.demo.pipeline import base_cache_dir
+    from fsc_clip.models.checkpoint import read_checkpoint
+
+    cfg = demo_config(quick=True)
+    packed = tmp_path / "packed.safetensors"
+    key = base_cache_dir(cfg).name.removeprefix("base-")
+    info = shipped.pack_base(out / "runs" / "base", [out / "world", out / "finetune"], packed, key)
+    assert 0 < info["rows"] < 1000 and info["bytes"] < 4_000_000  # the world's tiny vocabulary: not 49,408 rows
+    monkeypatch.setattr(shipped, "shipped_base", lambda: packed)
+    monkeypatch.setenv("FSC_CLIP_CACHE_DIR", str(tmp_path / "fresh-cache"))
+    fresh = run_demo(cfg, tmp_path / "from-shipped", progress=False, log=lambda _msg: None)
+    assert "base:shipped" in fresh.cached and (base_cache_dir(cfg) / "demo_done.json").is_file()
+    original = read_checkpoint(out / "runs" / "base").state_dict
+    unpacked = read_checkpoint(tmp_path / "from-shipped" / "runs" / "base").state_dict
+    emb, emb0 = unpacked["token_embedding.weight"], original["token_embedding.weight"]
+    kept = emb.abs().sum(dim=1) > 0
+    assert int(kept.sum()) == info["rows"] and torch.equal(emb[kept], emb0[kept]) and not emb[~kept].any()
+    assert all(torch.equal(unpacked[k], v) for k, v in original.items() if k != "token_embedding.weight")
+    columns = ("Comp", "ZS", "I2T", "T2I", "synthetic_sugarcrepe", "synthetic_winoground", "synthetic_aro")
+    assert [[r[c] for c in columns] for r in fresh.rows] == [[r[c] for c in columns] for r in reference.rows]
+
+
+def test_shipped_base_is_the_default_presets_and_unpacks(tmp_path):
+    """The package's base stands for the default preset's base key (rebuild it with benchmarks/pack_demo_base.py
+    after changing the world or the pre-training preset), and unpacks to a loadable, finished run folder."""
+    from fsc_clip.demo.pipeline import base_cache_dir
+    from fsc_clip.demo.shipped import shipped_base, shipped_key, unpack_base
+    from fsc_clip.models import load_model
+
+    path = shipped_base()
+    assert path is not None and path.stat().st_size < 4_000_000
+    assert f"base-{shipped_key(path)}" == base_cache_dir(demo_config()).name, "rebuild: benchmarks/pack_demo_base.py"
+    unpack_base(path, tmp_path / "base")
+    assert json.loads((tmp_path / "base" / "demo_done.json").read_text())["shipped"] == path.name
+    lm = load_model("fsc-demo", str(tmp_path / "base"))
+    tokens = lm.tokenizer(["a small red circle to the left of a blue square"])
+    assert torch.isfinite(lm.model.encode_text(tokens)).all()
+
+
+def test_a_damaged_shipped_base_is_a_clear_error(tmp_path):
+    from fsc_clip.demo.shipped import unpack_base
+    from fsc_clip.errors import ModelLoadError
+
+    bad = tmp_path / "demo-base.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(ModelLoadError, match=r"demo-base\.safetensors.*--from-scratch"):
+        unpack_base(bad, tmp_path / "base")
 
 
 def test_seed_runs_are_named_and_summarised_as_mean_and_std():

@@ -103,6 +103,9 @@ class DemoConfig:
         data_workers: DataLoader worker processes of every training run. The batches, and so the results, are the
             same for any value. Measured on 2 idle cores: 2 torch threads without a worker were faster than 1
             thread + 1 worker (1.22x) and than 2 threads + 1 worker (1.07x); a worker may pay off on more cores.
+        finetune_jobs: Fine-tuning runs trained at the same time, each in its own process with one torch thread
+            (``fsc_clip.demo.parallel``); 0 = one per usable CPU core. Every run uses one thread whatever this
+            is, so the results do not depend on it nor on the machine's core count.
     """
 
     seed: int = 0
@@ -117,8 +120,11 @@ class DemoConfig:
     seeds: int = 1
     study: StudyConfig = field(default_factory=StudyConfig)
     data_workers: int = 0
+    finetune_jobs: int = 0
 
     def __post_init__(self) -> None:
+        if self.finetune_jobs < 0:
+            raise ConfigError(f"demo finetune_jobs must be >= 0 (0: one per CPU core), got {self.finetune_jobs}")
         if self.data_workers < 0:
             raise ConfigError(f"demo data_workers must be >= 0, got {self.data_workers}")
         if self.seeds < 1:

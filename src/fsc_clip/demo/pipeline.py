@@ -6,13 +6,15 @@ Stages (each skipped when its outputs exist for the same settings, so an interru
    formats).
 2. ``pretrain``: train a tiny CLIP from scratch with the CLIP loss on the training split (the "pre-trained
    model" every method starts from) with the real trainer. The finished base is shared between demo folders through
-   ``$FSC_CLIP_CACHE_DIR/demo`` (:func:`base_cache_dir`); ``from_scratch`` re-trains it.
+   ``$FSC_CLIP_CACHE_DIR/demo`` (:func:`base_cache_dir`); the base of the default settings ships with the package
+   (:mod:`fsc_clip.demo.shipped`) and is unpacked there instead of trained; ``from_scratch`` re-trains it.
 3. ``negatives``: one JSONL of precomputed negatives for the fine-tuning split: the world's own replacements plus the
    types the world does not provide (``ngram_shuffle_2``), precomputed by the real negatives pipeline. The NegCLIP
    swaps come with the TSV, as in COCO's ``train_neg_clip.tsv`` (see :data:`WORLD_TYPES`).
 4. ``finetune``: fine-tune copies of it with the study's methods (``methods``: CLIP, NegCLIP and FSC-CLIP, full and
    LoRA; ``ablation``: the eight loss configurations of the paper's Table 2), one recipe for all (and ``seeds``
-   seeds each).
+   seeds each). The runs are trained side by side, one per core, each in its own process with one torch thread
+   (:mod:`fsc_clip.demo.parallel`), so their results do not depend on the machine's core count.
 5. ``evaluate``: evaluate the base and every fine-tuned model on the synthetic benchmarks with the real runner,
    keeping per-item outcomes (``<benchmark>.scores.npz``) for the paired bootstrap intervals.
 6. ``report``: the holistic report (profile ``synthetic``, baseline ``base``, and the study's reference run if it
@@ -56,6 +58,8 @@ from fsc_clip.demo.config import DemoConfig, MethodConfig, StageConfig
 from fsc_clip.fileio import ensure_writable_dir, write_json, write_text
 
 BASE = "base"
+DONE = "demo_done.json"  # a finished run (written after its last checkpoint)
+POLL_SECONDS = 30.0  # between two progress lines while fine-tuning runs are under way
 BENCHMARKS = (
     "synthetic_sugarcrepe",
     "synthetic_winoground",
@@ -131,7 +135,8 @@ class _Demo:
         self.entry: int | None = None  # this invocation's index in self.history once recorded
         self.worked = [0.0, 0.0]  # [seconds, weight] of the stages that did work in this invocation
         self.reused: list[str] = []  # stages that were reused whole
-        self.current, self.stage_t0, self.part = "", 0.0, (0, 0)
+        self.current, self.stage_t0 = "", 0.0
+        self.part: tuple[float, int] = (0, 0)  # (items done, items) of the current stage
         self.working = False  # whether the current stage generated, trained or evaluated something
 
     def progress_line(self, name: str, item: str = "") -> str:
@@ -167,6 +172,13 @@ class _Demo:
         self.part = (k, total)
         self.log(self.progress_line(self.current, item))
 
+    def runs_progress(self, done: float, total: int, finished: int, running: str) -> None:
+        """``[demo 4/6 finetune 1/4 done; negclip 120/400, fsc-clip 80/400] ...``: runs trained side by side."""
+        self.part = (done, total)
+        where = f"{STAGES.index(self.current) + 1}/{len(STAGES)} {self.current} {finished}/{total} done"
+        where += f"; {running}" if running else ""
+        self.log(f"[demo {where}] elapsed {_mmss(time.perf_counter() - self.t0)}, {self._eta_text()}")
+
     def stage(self, name: str, fn: Callable[[], Any]) -> Any:
         self.current, self.part, self.stage_t0 = name, (0, 0), time.perf_counter()
         self.working = False
@@ -200,7 +212,7 @@ def settings_key(cfg: DemoConfig) -> str:
 
 
 def _base_is_cached(cfg: DemoConfig, output: Path) -> bool:
-    return (output / "runs" / BASE / "demo_done.json").exists() or (base_cache_dir(cfg) / "demo_done.json").exists()
+    return (output / "runs" / BASE / DONE).exists() or (base_cache_dir(cfg) / DONE).exists()
 
 
 # ----------------------------------------------------------------------------------------------- timings.json
@@ -339,27 +351,38 @@ def _fingerprint(tc: Any) -> str:
     return json.dumps(settings, sort_keys=True, default=str)
 
 
-def _train(d: _Demo, name: str, tc: Any) -> Path:
-    """Run (or resume, or reuse) one training run; a run with other settings under the same name is replaced."""
-    from fsc_clip.training import train
-
+def _needs_training(d: _Demo, name: str, tc: Any) -> bool:
+    """Prepare run ``name``'s folder: False when a finished run with these settings is there (reused); a run with
+    other settings under the same name is replaced; an unfinished one is resumed by the trainer."""
     run_dir = d.out / "runs" / name
     fingerprint = _fingerprint(tc)
     stamp = run_dir / "demo_settings.json"
-    done = run_dir / "demo_done.json"
     if stamp.exists() and stamp.read_text() != fingerprint:
         d.log(f"{name}: settings changed, retraining")
         shutil.rmtree(run_dir)
-    if done.exists() and (run_dir / "checkpoints" / "latest.pt").exists():
+    if (run_dir / DONE).exists() and (run_dir / "checkpoints" / "latest.pt").exists():
         d.result.cached.append(name)
         d.log(f"{name}: reusing {run_dir}")
-        return run_dir
+        return False
     run_dir.mkdir(parents=True, exist_ok=True)
     write_text(stamp, fingerprint)
-    t0 = time.perf_counter()
     d.working = True
-    train(tc)
-    write_text(done, json.dumps({"seconds": round(time.perf_counter() - t0, 1)}))
+    return True
+
+
+def _mark_done(run_dir: Path, seconds: float) -> None:
+    write_text(run_dir / DONE, json.dumps({"seconds": round(seconds, 1)}))
+
+
+def _train(d: _Demo, name: str, tc: Any) -> Path:
+    """Run (or resume, or reuse) one training run in this process (torch's threads)."""
+    from fsc_clip.training import train
+
+    run_dir = d.out / "runs" / name
+    if _needs_training(d, name, tc):
+        t0 = time.perf_counter()
+        train(tc)
+        _mark_done(run_dir, time.perf_counter() - t0)
     return run_dir
 
 
@@ -380,7 +403,8 @@ def base_cache_dir(cfg: DemoConfig) -> Path:
 
 
 def _stage_pretrain(d: _Demo, from_scratch: bool = False) -> Path:
-    """Pre-train the base, or reuse this folder's, or copy the shared cached one (unless ``from_scratch``)."""
+    """Pre-train the base, or reuse this folder's, or copy the shared cached one, or unpack the one shipped with the
+    package when it is this base (:mod:`fsc_clip.demo.shipped`); ``from_scratch`` always trains."""
     cfg = d.cfg
     data = {"train_data": str(d.world / "train" / "train_neg_clip.tsv"), "negatives": None, "_rows": cfg.world.n_train}
     method = MethodConfig(name=BASE, loss={"loss_name": "clip"})
@@ -388,15 +412,32 @@ def _stage_pretrain(d: _Demo, from_scratch: bool = False) -> Path:
     run_dir, shared = d.out / "runs" / BASE, base_cache_dir(cfg)
     if from_scratch and run_dir.exists():
         shutil.rmtree(run_dir)
-    elif not (run_dir / "demo_done.json").exists() and (shared / "demo_done.json").exists():
+    elif not (run_dir / DONE).exists() and ((shared / DONE).exists() or _unpack_shipped(shared)):
+        shipped = json.loads((shared / DONE).read_text()).get("shipped")
         shutil.copytree(shared, run_dir, dirs_exist_ok=True)
         write_text(run_dir / "demo_settings.json", _fingerprint(tc))  # this folder's paths
-        d.result.cached.append("base:shared")
-        d.log(f"{BASE}: using the cached pre-trained base {shared} (--from-scratch re-trains it)")
+        d.result.cached.append("base:shipped" if shipped else "base:shared")
+        where = f"shipped with fsc-clip ({shipped}, unpacked to {shared})" if shipped else f"cached in {shared}"
+        d.log(f"{BASE}: using the pre-trained base {where}; --from-scratch re-trains it")
     run_dir = _train(d, BASE, tc)
-    if BASE not in d.result.cached or not (shared / "demo_done.json").exists():
+    if BASE not in d.result.cached or not (shared / DONE).exists():
         _publish(run_dir, shared)  # trained now, or this folder's base is not in the shared cache yet
     return run_dir
+
+
+def _unpack_shipped(shared: Path) -> bool:
+    """Unpack the base shipped with the package into the shared cache if it is the one ``shared`` stands for."""
+    from fsc_clip.demo.shipped import shipped_base, shipped_key, unpack_base
+
+    path = shipped_base()
+    if path is None or shared.name != f"base-{shipped_key(path)}":
+        return False
+    tmp = shared.with_name(f"{shared.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    unpack_base(path, tmp)
+    shutil.rmtree(shared, ignore_errors=True)
+    tmp.rename(shared)  # atomic: a concurrent demo sees no half-written base
+    return True
 
 
 def _publish(run_dir: Path, shared: Path) -> None:
@@ -483,20 +524,46 @@ def _stage_negatives(d: _Demo) -> Path | None:
 
 
 def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, Path]:
+    """Every method x seed, reused when done; the others trained side by side (``fsc_clip.demo.parallel``)."""
+    from fsc_clip.demo.parallel import RunJob
+
     split = d.out / "finetune" / "finetune_neg_clip.tsv"
     runs: dict[str, Path] = {}
-    total = len(d.cfg.methods) * d.cfg.seeds
+    jobs: list[RunJob] = []
     for m in d.cfg.methods:
         for seed in range(d.cfg.seed, d.cfg.seed + d.cfg.seeds):
             name = run_name(m.name, seed - d.cfg.seed, seed)
-            d.step(len(runs), total, name)
             data = {"train_data": str(split), "image_root": str(d.world / "train"), "negatives": m.negatives,
                     "precomputed_negatives": str(negatives) if (m.negatives and negatives) else None,
                     "_rows": _finetune_rows(d.cfg)}  # fmt: skip
-            d.log(f"--- fine-tuning {name} (loss {m.loss.get('loss_name')}, negatives {m.negatives}, "
-                  f"{'LoRA r=' + str(m.lora_rank) if m.lora_rank else 'full'}, seed {seed}) ---")  # fmt: skip
-            runs[name] = _train(d, name, _train_config(d, name, d.cfg.finetune, data, m, str(base), seed))
+            tc = _train_config(d, name, d.cfg.finetune, data, m, str(base), seed)
+            tc.logging.progress = False  # bars of runs side by side would overwrite each other: see _poll_line
+            runs[name] = d.out / "runs" / name
+            if _needs_training(d, name, tc):
+                d.log(f"--- fine-tuning {name} (loss {m.loss.get('loss_name')}, negatives {m.negatives}, "
+                      f"{'LoRA r=' + str(m.lora_rank) if m.lora_rank else 'full'}, seed {seed}) ---")  # fmt: skip
+                jobs.append(RunJob(name, tc, runs[name], d.cfg.finetune.steps))
+    _train_jobs(d, jobs, len(runs))
     return runs
+
+
+def _train_jobs(d: _Demo, jobs: list[Any], total: int) -> None:
+    from fsc_clip.demo.parallel import default_workers, run_progress, train_side_by_side
+
+    if not jobs:
+        return
+    workers = d.cfg.finetune_jobs or default_workers(len(jobs))
+    reused = total - len(jobs)
+    d.log(f"finetune: {len(jobs)} run(s), {min(workers, len(jobs))} at a time, one torch thread each")
+
+    def poll(finished: list[Any], running: list[Any]) -> None:
+        steps = {job.name: run_progress(job) for job in running}
+        done = reused + len(finished) + sum(steps[j.name] / max(j.total_steps, 1) for j in running)
+        item = ", ".join(f"{j.name} {steps[j.name]}/{j.total_steps}" for j in running)
+        d.runs_progress(done, total, reused + len(finished), item)
+
+    train_side_by_side(jobs, workers, on_done=lambda job, sec: _mark_done(job.run_dir, sec), on_poll=poll,
+                       poll_seconds=POLL_SECONDS if d.progress else None)  # fmt: skip
 
 
 SEED_TAG = "@seed"
