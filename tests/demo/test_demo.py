@@ -41,8 +41,12 @@ def test_presets_and_overrides():
     assert quick.seed == quick.world.seed == 3 and quick.finetune.steps == 5
     assert [m.name for m in full.methods] == ["clip-ft", "negclip", "fsc-clip", "fsc-clip-lora"]
     assert full.methods[3].lora_rank > 0 and full.methods[2].loss["loss_name"] == "fsc-clip"
+    assert full.methods[3].lr_mult == 10.0  # the paper's LoRA learning rate: 10x full fine-tuning (METHOD.md)
+    assert {m.lr_mult for m in full.methods[:3]} == {1.0} and full.finetune_jobs == 0  # 0: one run per core
     with pytest.raises(ConfigError):
         demo_config(overrides=["pretrain.steps=0"])
+    with pytest.raises(ConfigError, match="finetune_jobs"):
+        demo_config(overrides=["finetune_jobs=-1"])
 
 
 def test_format_table_marks_missing_values_and_shows_paired_intervals():
@@ -215,6 +219,13 @@ def test_progress_is_one_line_per_update_with_stage_elapsed_and_eta(tmp_path, mo
     assert "ETA ~" in lines[1] and "ETA ~" in lines[2]  # once a stage did work, the ETA is known
     assert lines[-1].endswith("finished")
 
+    d.current = "finetune"  # runs trained side by side: runs done and each running run's last step
+    d.runs_progress(1.5, 4, 1, "negclip 120/400, fsc-clip 80/400")
+    d.runs_progress(4, 4, 4, "")
+    assert re.fullmatch(r"\[demo 4/6 finetune 1/4 done; negclip 120/400, fsc-clip 80/400\] elapsed \dm\d\ds, "
+                        r"ETA ~\dm\d\ds", lines[-2]), lines[-2]  # fmt: skip
+    assert lines[-1].startswith("[demo 4/6 finetune 4/4 done] elapsed")
+
 
 def test_quick_preset_says_smoke_test():
     from fsc_clip.cli.demo import SMOKE_TEST
@@ -359,3 +370,15 @@ def test_seed_runs_are_named_and_summarised_as_mean_and_std():
     assert "52.0 ± 2.8" in format_seed_table(summary, ("Comp",))
     with pytest.raises(ConfigError):
         demo_config(overrides=["seeds=0"])
+
+
+def test_eta_of_an_unrecorded_stage_under_way_follows_its_own_pace(tmp_path, monkeypatch):
+    from fsc_clip.demo.pipeline import _Demo
+
+    monkeypatch.setenv("FSC_CLIP_CACHE_DIR", str(tmp_path / "cache"))
+    d = _Demo(demo_config(quick=True), tmp_path / "demo", progress=False, log=lambda _msg: None)
+    d.current, d.stage_t0 = "report", time.perf_counter() - 2.0  # the last stage: nothing after it
+    d.part = (0.05, 4)  # under a tenth done: no pace yet, and no recorded time nor measured speed
+    assert d.eta() is None
+    d.part = (1, 4)  # a quarter done in 2 s: three quarters left take about 6 s
+    assert d.eta() == pytest.approx(6.0, abs=0.2)

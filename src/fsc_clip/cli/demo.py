@@ -2,9 +2,9 @@
 
 Example::
 
-    fsc-clip demo                     # full demo into ./fsc-clip-demo (a few minutes on 2 CPU cores)
+    fsc-clip demo                     # full demo into ./fsc-clip-demo (about 10 minutes on 2 CPU cores)
     fsc-clip demo --quick --output /tmp/demo   # smoke test of the whole pipeline (under a minute), no findings
-    fsc-clip demo --from-scratch      # also re-train the pre-trained base instead of reusing the cached one
+    fsc-clip demo --from-scratch      # also pre-train the base instead of using the shipped or cached one
     fsc-clip demo --study ablation    # the paper's loss ablation (Table 2) on the same world, base and recipe
 """
 
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--from-scratch", action="store_true",
-        help="re-train the pre-trained base model (default: reuse the one cached in $FSC_CLIP_CACHE_DIR/demo)",
+        help="pre-train the base model (default: the one shipped for the default settings, or the one cached in "
+        "$FSC_CLIP_CACHE_DIR/demo)",
     )  # fmt: skip
     parser.add_argument("--seed", type=int, default=0, help="seed of the world and of every run")
     parser.add_argument(
@@ -52,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )  # fmt: skip
     parser.add_argument(
         "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-        help="override a demo setting, e.g. --set pretrain.steps=600 --set world.n_train=20000 (repeatable)",
+        help="override a demo setting, e.g. --set pretrain.steps=600 --set world.n_train=20000 --set finetune_jobs=1 "
+        "(repeatable)",
     )  # fmt: skip
     parser.add_argument("--no-progress", action="store_true", help="no progress bars (the stage lines stay)")
 

@@ -119,7 +119,10 @@ def train_side_by_side(
                 finished.append(job)
                 on_done(job, future.result())
             if on_poll is not None and failure is None:
-                on_poll(list(finished), [futures[f] for f in pending if f.running()])
+                # The pool takes jobs in order: the first `workers` unfinished ones run (Future.running() would also
+                # count the one already queued for the next free worker).
+                running = [job for f, job in futures.items() if f in pending][:workers]
+                on_poll(list(finished), running)
     if failure is not None:
         job, error = failure
         if isinstance(error, BrokenProcessPool):

@@ -151,18 +151,24 @@ class _Demo:
         return f"ETA ~{_mmss(eta)}" if eta is not None else "ETA: after the first stage that does work"
 
     def eta(self) -> float | None:
-        """Seconds left: recorded stage times of the same settings, else work x the measured speed (None: unknown)."""
+        """Seconds left: recorded stage times of the same settings, else work x the measured speed (None: unknown);
+        an unrecorded stage a tenth done or more is extrapolated from its own pace (e.g. runs side by side)."""
         rate = self.worked[0] / self.worked[1] if self.worked[1] > 0 and self.worked[0] > 0 else self.history_rate
         left = 0.0
         for name in STAGES[STAGES.index(self.current) if self.current else 0 :]:
-            est = self.expected.get(name)
-            if est is None:
-                if rate is None:
-                    return None
+            recorded = self.expected.get(name)
+            done, total = self.part if name == self.current else (0, 0)
+            in_stage = time.perf_counter() - self.stage_t0
+            if recorded is None and total and done / total >= 0.1:
+                left += in_stage * (total - done) / done  # unrecorded stage under way: its own pace so far
+                continue
+            if recorded is not None:
+                est = recorded
+            elif rate is not None:
                 est = self.weights[name] * rate
+            else:
+                return None
             if name == self.current:
-                done, total = self.part
-                in_stage = time.perf_counter() - self.stage_t0
                 est = est * (1 - done / total) if total else max(est - in_stage, 0.0)
             left += est
         return left
