@@ -220,8 +220,8 @@ def test_progress_is_one_line_per_update_with_stage_elapsed_and_eta(tmp_path, mo
     assert lines[-1].endswith("finished")
 
     d.current = "finetune"  # runs trained side by side: runs done and each running run's last step
-    d.runs_progress(1.5, 4, 1, "negclip 120/400, fsc-clip 80/400")
-    d.runs_progress(4, 4, 4, "")
+    d.runs_progress((1.5, 4), 1, 4, "negclip 120/400, fsc-clip 80/400")
+    d.runs_progress((4, 4), 4, 4, "")
     assert re.fullmatch(r"\[demo 4/6 finetune 1/4 done; negclip 120/400, fsc-clip 80/400\] elapsed \dm\d\ds, "
                         r"ETA ~\dm\d\ds", lines[-2]), lines[-2]  # fmt: skip
     assert lines[-1].startswith("[demo 4/6 finetune 4/4 done] elapsed")

@@ -178,9 +178,17 @@ class _Demo:
         self.part = (k, total)
         self.log(self.progress_line(self.current, item))
 
-    def runs_progress(self, done: float, total: int, finished: int, running: str) -> None:
-        """``[demo 4/6 finetune 1/4 done; negclip 120/400, fsc-clip 80/400] ...``: runs trained side by side."""
-        self.part = (done, total)
+    def runs_progress(self, work: tuple[float, int], finished: int, total: int, running: str) -> None:
+        """``[demo 4/6 finetune 1/4 done; negclip 120/400, fsc-clip 80/400] ...``: runs trained side by side.
+
+        Args:
+            work: (runs trained so far in this invocation, counting the fractions of running ones; runs to train):
+                what the ETA extrapolates from (reused runs took no time).
+            finished: Runs done, reused ones included, of ``total`` runs.
+            total: All runs of the stage.
+            running: What each running run has done (``negclip 120/400, ...``).
+        """
+        self.part = work
         where = f"{STAGES.index(self.current) + 1}/{len(STAGES)} {self.current} {finished}/{total} done"
         where += f"; {running}" if running else ""
         self.log(f"[demo {where}] elapsed {_mmss(time.perf_counter() - self.t0)}, {self._eta_text()}")
@@ -543,7 +551,7 @@ def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, P
                     "precomputed_negatives": str(negatives) if (m.negatives and negatives) else None,
                     "_rows": _finetune_rows(d.cfg)}  # fmt: skip
             tc = _train_config(d, name, d.cfg.finetune, data, m, str(base), seed)
-            tc.logging.progress = False  # bars of runs side by side would overwrite each other: see _poll_line
+            tc.logging.progress = False  # bars of runs side by side would overwrite each other: see _train_jobs
             runs[name] = d.out / "runs" / name
             if _needs_training(d, name, tc):
                 d.log(f"--- fine-tuning {name} (loss {m.loss.get('loss_name')}, negatives {m.negatives}, "
@@ -564,9 +572,9 @@ def _train_jobs(d: _Demo, jobs: list[Any], total: int) -> None:
 
     def poll(finished: list[Any], running: list[Any]) -> None:
         steps = {job.name: run_progress(job) for job in running}
-        done = reused + len(finished) + sum(steps[j.name] / max(j.total_steps, 1) for j in running)
+        work = len(finished) + sum(min(steps[j.name] / max(j.total_steps, 1), 1.0) for j in running)
         item = ", ".join(f"{j.name} {steps[j.name]}/{j.total_steps}" for j in running)
-        d.runs_progress(done, total, reused + len(finished), item)
+        d.runs_progress((work, len(jobs)), reused + len(finished), total, item)
 
     train_side_by_side(jobs, workers, on_done=lambda job, sec: _mark_done(job.run_dir, sec), on_poll=poll,
                        poll_seconds=POLL_SECONDS if d.progress else None)  # fmt: skip
