@@ -67,6 +67,7 @@ def main() -> int:
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "finetune_jobs.json")
     args = ap.parse_args()
     cores = usable_cores()
+    load_before = os.getloadavg()[0]
     context = multiprocessing.get_context("spawn")
     with context.Pool(1) as pool:  # a fresh process each, so that the thread pool is sized as asked
         all_threads = pool.apply(_worker, ((cores, args.steps),))
@@ -75,7 +76,7 @@ def main() -> int:
     with context.Pool(cores) as pool:
         side_by_side = pool.map(_worker, [(1, args.steps)] * cores)
     record = {
-        "machine": f"{platform.machine()}, {cores} usable cores, load before {os.getloadavg()[0]:.2f}",
+        "machine": f"{platform.machine()}, {cores} usable cores, load average before {load_before:.2f}",
         "steps": args.steps,
         "threads_all": {"threads": cores, "s_per_step": all_threads, "throughput_steps_per_s": 1 / all_threads},
         "threads_1": {"threads": 1, "s_per_step": one_thread, "throughput_steps_per_s": 1 / one_thread},
