@@ -82,3 +82,29 @@ def test_a_failing_run_is_named_and_the_run_under_way_is_kept(toy_data, tmp_path
         train_side_by_side([good, bad, later], 2, on_done=lambda j, _sec: done.append(j.name))
     assert "good" in done and (good.run_dir / "checkpoints" / "latest.pt").is_file()  # finished, not lost
     assert "bad" not in done
+
+
+@pytest.mark.slow
+def test_a_script_without_a_main_guard_can_train_side_by_side(toy_data, tmp_path: Path):
+    """Workers are fresh interpreters running ``fsc_clip.demo.parallel``, not ``multiprocessing`` children that
+    re-import the caller's ``__main__``: a plain script (no ``if __name__ == "__main__":``) works."""
+    import subprocess
+    import sys
+
+    script, paths = tmp_path / "plain_script.py", {k: str(v) for k, v in toy_data.items()}
+    script.write_text(
+        "import sys\n"
+        "from pathlib import Path\n"
+        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
+        "from test_parallel_runs import _job\n"
+        "from fsc_clip.demo.parallel import train_side_by_side\n"
+        f"data = {{k: Path(v) for k, v in {paths!r}.items()}}\n"
+        f"out = Path({str(tmp_path / 'runs')!r})\n"
+        "jobs = [_job(data, out, 'a', 'clip', 0, steps=2), _job(data, out, 'b', 'clip', 1, steps=2)]\n"
+        "train_side_by_side(jobs, 2, on_done=lambda job, sec: print('done', job.name, flush=True))\n",
+        encoding="utf-8",
+    )
+    proc = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert sorted(line for line in proc.stdout.splitlines() if line.startswith("done")) == ["done a", "done b"]
+    assert (tmp_path / "runs" / "a" / "checkpoints" / "latest.pt").is_file()

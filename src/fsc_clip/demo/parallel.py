@@ -1,25 +1,28 @@
 """The demo's fine-tuning runs, trained side by side in worker processes with one torch thread each.
 
-Why: one step of the demo's tiny model keeps two cores only partly busy, and a run's floating-point result depends on
-the number of threads it uses. Measured on the 2-core development machine, idle (``benchmarks/finetune_jobs.py``):
-an FSC-CLIP-sized step (512 texts, 128 images, AdamW) takes 455 ms with two threads, 645 ms with one, and two
-one-thread runs at once take about 690 ms each, so two runs side by side finish about 1.3x sooner than one after the
-other. And with exactly one thread per run, the numbers of a run no longer depend on how many cores the machine has
-(with torch's default, one thread per core, they changed by about a point between one and two threads).
+Why: one step of the demo's tiny model keeps two cores only partly busy, and the training loader's Python work runs
+in one thread anyway; on the 2-core development machine the demo's four fine-tuning runs took 704 s one after the
+other with two threads and 525 s two at a time with one thread each (``benchmarks/finetune_jobs.py`` times the
+model step alone). And with exactly one thread per run, the numbers of a run no longer depend on how many cores the
+machine has (with torch's default, one thread per core, they changed by about a point between one and two threads).
 
-Each run is a normal :func:`fsc_clip.training.train` call in a ``spawn``-ed process; its run folder, checkpoints and
-``metrics.jsonl`` are exactly those of a run trained in the main process. The parent only waits, reports progress
-(each running run's last logged step) and, when a run fails, lets the runs already under way finish (their work is
-kept), starts no new one and raises the first error with the name of its run.
+Each run is a normal :func:`fsc_clip.training.train` call in a fresh interpreter started as
+``python -m fsc_clip.demo.parallel <run_dir>/demo_job.json`` (the run's ``TrainConfig`` as JSON). A subprocess, not
+``multiprocessing``: a ``spawn``-ed worker re-imports the caller's ``__main__``, so a user's script that calls
+``run_demo`` without an ``if __name__ == "__main__":`` guard would start the demo again in every worker (tested).
+Its run folder, checkpoints and ``metrics.jsonl`` are exactly those of a run trained in the main process. The parent
+waits, reports progress (each running run's last logged step) and, when a run fails, lets the runs already under way
+finish (their work is kept), starts no new one and raises the first error with the name of its run.
 """
 
 from __future__ import annotations
 
-import multiprocessing
+import json
+import os
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +31,8 @@ from fsc_clip.errors import UserError
 
 THREADS_PER_RUN = 1
 """Torch threads of every fine-tuning run: fixed, so that results do not depend on the machine's core count."""
+JOB_FILE, ERROR_FILE = "demo_job.json", "demo_error.json"
+_TICK = 0.2  # seconds between two checks of the worker processes
 
 __all__ = ["THREADS_PER_RUN", "RunFailedError", "RunJob", "default_workers", "run_progress", "train_side_by_side"]
 
@@ -41,7 +46,7 @@ class RunJob:
     """One training run to do: its name, its ``TrainConfig`` and where its run folder is."""
 
     name: str
-    config: Any  # fsc_clip.training.TrainConfig (picklable dataclass)
+    config: Any  # fsc_clip.training.TrainConfig
     run_dir: Path
     total_steps: int
 
@@ -61,16 +66,37 @@ def run_progress(job: RunJob) -> int:
     return int(records[-1].get("step", 0)) if records else 0
 
 
-def _train_in_worker(config: Any, threads: int) -> float:
-    """Worker process: train one run with ``threads`` torch threads; returns its wall seconds."""
-    import torch
+@dataclass
+class _Running:
+    job: RunJob
+    process: subprocess.Popen[bytes]
+    t0: float
 
-    from fsc_clip.training import train
 
-    torch.set_num_threads(threads)
-    t0 = time.perf_counter()
-    train(config)
-    return time.perf_counter() - t0
+def _start(job: RunJob) -> _Running:
+    from fsc_clip.config import to_dict
+    from fsc_clip.fileio import write_text
+
+    job.run_dir.mkdir(parents=True, exist_ok=True)
+    (job.run_dir / ERROR_FILE).unlink(missing_ok=True)
+    write_text(job.run_dir / JOB_FILE, json.dumps(to_dict(job.config), default=str))
+    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS_PER_RUN), "MKL_NUM_THREADS": str(THREADS_PER_RUN)}
+    command = [sys.executable, "-m", "fsc_clip.demo.parallel", str(job.run_dir / JOB_FILE)]
+    return _Running(job, subprocess.Popen(command, env=env), time.perf_counter())
+
+
+def _failure(job: RunJob, returncode: int) -> Exception:
+    """The error to raise for a run whose process exited with ``returncode`` != 0 (read from its error file)."""
+    try:
+        error = json.loads((job.run_dir / ERROR_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return RunFailedError(
+            f"fine-tuning run {job.name}: its process ended with exit code {returncode} (out of memory or killed?). "
+            f"Finished runs are kept; run the demo again to resume from the last checkpoint in {job.run_dir}."
+        )
+    if error.get("user_error"):
+        return RunFailedError(f"fine-tuning run {job.name}: {error['message']}")
+    return RuntimeError(f"fine-tuning run {job.name} failed: {error['type']}: {error['message']}\n{error['traceback']}")
 
 
 def train_side_by_side(
@@ -80,56 +106,73 @@ def train_side_by_side(
     on_poll: Callable[[list[RunJob], list[RunJob]], None] | None = None,
     poll_seconds: float | None = 30.0,
 ) -> None:
-    """Train ``jobs`` in ``workers`` processes (one torch thread each), in order, as workers become free.
+    """Train ``jobs`` in up to ``workers`` processes at once (one torch thread each), in order.
 
     Args:
         jobs: The runs to train (none of them may share a run folder).
-        workers: Processes at once (at least 1; more than ``len(jobs)`` are not started).
+        workers: Processes at once (at least 1).
         on_done: Called in this process with each finished run and its wall seconds.
         on_poll: Called after each finished run and every ``poll_seconds`` with (finished runs, running runs).
         poll_seconds: Seconds between two ``on_poll`` calls while runs are under way (None: only when one ends).
 
     Raises:
         RunFailedError: a run stopped with a user-facing error (the message names the run) or its process died.
-        RuntimeError: a run raised any other error (chained to it, with the worker's traceback).
+        RuntimeError: a run raised any other error (the message has its traceback).
     """
-    if not jobs:
-        return
-    finished: list[RunJob] = []
-    context = multiprocessing.get_context("spawn")  # a fresh interpreter: no forked torch thread pools or locks
-    with ProcessPoolExecutor(max_workers=max(1, min(workers, len(jobs))), mp_context=context) as pool:
-        futures: dict[Future[float], RunJob] = {
-            pool.submit(_train_in_worker, job.config, THREADS_PER_RUN): job for job in jobs
-        }
-        pending = set(futures)
-        failure: tuple[RunJob, BaseException] | None = None
-        while pending:
-            done, pending = wait(pending, timeout=poll_seconds if on_poll else None, return_when=FIRST_COMPLETED)
-            for future in done:
-                job = futures[future]
-                if future.cancelled():
-                    continue
-                error = future.exception()
-                if error is not None:
-                    if failure is None:
-                        failure = (job, error)
-                        for other in pending:
-                            other.cancel()  # not started yet: never start it; running ones finish and are kept
-                    continue
-                finished.append(job)
-                on_done(job, future.result())
-            if on_poll is not None and failure is None:
-                # The pool takes jobs in order: the first `workers` unfinished ones run (Future.running() would also
-                # count the one already queued for the next free worker).
-                running = [job for f, job in futures.items() if f in pending][:workers]
-                on_poll(list(finished), running)
+    queue, finished = list(jobs), []
+    running: list[_Running] = []
+    failure: Exception | None = None
+    last_poll = time.perf_counter()
+    try:
+        while running or (queue and failure is None):
+            while queue and failure is None and len(running) < max(1, workers):
+                running.append(_start(queue.pop(0)))
+            time.sleep(_TICK)
+            ended = [r for r in running if r.process.poll() is not None]
+            for r in ended:
+                running.remove(r)
+                if r.process.returncode == 0:
+                    finished.append(r.job)
+                    on_done(r.job, time.perf_counter() - r.t0)
+                elif failure is None:
+                    failure = _failure(r.job, r.process.returncode)  # runs under way finish; no new one starts
+            due = poll_seconds is not None and time.perf_counter() - last_poll >= poll_seconds
+            if on_poll is not None and failure is None and (ended or due):
+                on_poll(list(finished), [r.job for r in running])
+                last_poll = time.perf_counter()
+    except BaseException:  # Ctrl-C or an error in a callback: stop the workers (checkpoints let a re-run resume)
+        for r in running:
+            r.process.terminate()
+        for r in running:
+            r.process.wait()
+        raise
     if failure is not None:
-        job, error = failure
-        if isinstance(error, BrokenProcessPool):
-            raise RunFailedError(
-                f"fine-tuning run {job.name}: its worker process died (out of memory or killed?). Finished runs "
-                f"are kept; run the demo again to resume from the last checkpoint in {job.run_dir}."
-            ) from error
-        if isinstance(error, UserError):
-            raise RunFailedError(f"fine-tuning run {job.name}: {error}") from error
-        raise RuntimeError(f"fine-tuning run {job.name} failed (traceback of its process above)") from error
+        raise failure
+
+
+def _worker_main(job_file: str) -> int:
+    """``python -m fsc_clip.demo.parallel JOB_FILE``: train one run; on failure write ``demo_error.json`` beside it."""
+    import traceback
+
+    import torch
+
+    from fsc_clip.config import from_dict
+    from fsc_clip.fileio import write_text
+    from fsc_clip.training import TrainConfig, train
+
+    torch.set_num_threads(THREADS_PER_RUN)
+    path = Path(job_file)
+    try:
+        train(from_dict(TrainConfig, json.loads(path.read_text(encoding="utf-8"))))
+    except Exception as err:
+        record = {"user_error": isinstance(err, UserError), "type": type(err).__name__, "message": str(err),
+                  "traceback": traceback.format_exc()}  # fmt: skip
+        write_text(path.parent / ERROR_FILE, json.dumps(record))
+        if not isinstance(err, UserError):
+            raise  # a bug: its traceback also goes to the console
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(_worker_main(sys.argv[1]))
