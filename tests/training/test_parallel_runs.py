@@ -108,3 +108,12 @@ def test_a_script_without_a_main_guard_can_train_side_by_side(toy_data, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(line for line in proc.stdout.splitlines() if line.startswith("done")) == ["done a", "done b"]
     assert (tmp_path / "runs" / "a" / "checkpoints" / "latest.pt").is_file()
+
+
+def test_a_run_whose_process_died_is_named_with_where_to_resume(tmp_path: Path):
+    from fsc_clip.demo.parallel import _failure
+
+    job = RunJob("negclip", None, tmp_path / "negclip", 400)  # no demo_error.json: the process left no error record
+    error = _failure(job, -9)
+    assert isinstance(error, RunFailedError)
+    assert "negclip" in str(error) and "exit code -9" in str(error) and str(job.run_dir) in str(error)

@@ -80,7 +80,12 @@ def _start(job: RunJob) -> _Running:
     job.run_dir.mkdir(parents=True, exist_ok=True)
     (job.run_dir / ERROR_FILE).unlink(missing_ok=True)
     write_text(job.run_dir / JOB_FILE, json.dumps(to_dict(job.config), default=str))
-    env = {**os.environ, "OMP_NUM_THREADS": str(THREADS_PER_RUN), "MKL_NUM_THREADS": str(THREADS_PER_RUN)}
+    import fsc_clip
+
+    package_root = str(Path(fsc_clip.__file__).resolve().parents[1])  # importable even if only on the caller's sys.path
+    pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": str(THREADS_PER_RUN),
+           "MKL_NUM_THREADS": str(THREADS_PER_RUN)}  # fmt: skip
     command = [sys.executable, "-m", "fsc_clip.demo.parallel", str(job.run_dir / JOB_FILE)]
     return _Running(job, subprocess.Popen(command, env=env), time.perf_counter())
 
@@ -91,8 +96,9 @@ def _failure(job: RunJob, returncode: int) -> Exception:
         error = json.loads((job.run_dir / ERROR_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return RunFailedError(
-            f"fine-tuning run {job.name}: its process ended with exit code {returncode} (out of memory or killed?). "
-            f"Finished runs are kept; run the demo again to resume from the last checkpoint in {job.run_dir}."
+            f"fine-tuning run {job.name}: its process ended with exit code {returncode} (out of memory, killed, or it "
+            f"could not start: see its messages above). Finished runs are kept; run the demo again to resume from "
+            f"the last checkpoint in {job.run_dir}."
         )
     if error.get("user_error"):
         return RunFailedError(f"fine-tuning run {job.name}: {error['message']}")
