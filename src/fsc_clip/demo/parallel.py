@@ -6,8 +6,9 @@ other with two threads and 525 s two at a time with one thread each (``benchmark
 model step alone). And with exactly one thread per run, the numbers of a run no longer depend on how many cores the
 machine has (with torch's default, one thread per core, they changed by about a point between one and two threads).
 
-Each run is a normal :func:`fsc_clip.training.train` call in a fresh interpreter started as
-``python -m fsc_clip.demo.parallel <run_dir>/demo_job.json`` (the run's ``TrainConfig`` as JSON). A subprocess, not
+Each run is a normal :func:`fsc_clip.training.train` call in a worker process started as
+``python -m fsc_clip.demo.parallel STOP_FILE <run_dir>/demo_job.json ...`` (each run's ``TrainConfig`` as JSON; a
+worker trains its share of the runs one after the other). A subprocess, not
 ``multiprocessing``: a ``spawn``-ed worker re-imports the caller's ``__main__``, so a user's script that calls
 ``run_demo`` without an ``if __name__ == "__main__":`` guard would start the demo again in every worker (tested).
 Its run folder, checkpoints and ``metrics.jsonl`` are exactly those of a run trained in the main process. The parent
@@ -31,7 +32,7 @@ from fsc_clip.errors import UserError
 
 THREADS_PER_RUN = 1
 """Torch threads of every fine-tuning run: fixed, so that results do not depend on the machine's core count."""
-JOB_FILE, ERROR_FILE = "demo_job.json", "demo_error.json"
+JOB_FILE, STATUS_FILE, ERROR_FILE = "demo_job.json", "demo_status.json", "demo_error.json"
 _TICK = 0.2  # seconds between two checks of the worker processes
 
 __all__ = ["THREADS_PER_RUN", "RunFailedError", "RunJob", "default_workers", "run_progress", "train_side_by_side"]
@@ -67,31 +68,39 @@ def run_progress(job: RunJob) -> int:
 
 
 @dataclass
-class _Running:
-    job: RunJob
+class _Worker:
+    """One worker process and the runs it has still to report, in order (its round-robin share of the jobs)."""
+
     process: subprocess.Popen[bytes]
-    t0: float
+    jobs: list[RunJob]
 
 
-def _start(job: RunJob) -> _Running:
-    from fsc_clip.config import to_dict
-    from fsc_clip.fileio import write_text
-
-    job.run_dir.mkdir(parents=True, exist_ok=True)
-    (job.run_dir / ERROR_FILE).unlink(missing_ok=True)
-    write_text(job.run_dir / JOB_FILE, json.dumps(to_dict(job.config), default=str))
+def _worker_env() -> dict[str, str]:
     import fsc_clip
 
     package_root = str(Path(fsc_clip.__file__).resolve().parents[1])  # importable even if only on the caller's sys.path
     pythonpath = os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH", "")) if p)
-    env = {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": str(THREADS_PER_RUN),
-           "MKL_NUM_THREADS": str(THREADS_PER_RUN)}  # fmt: skip
-    command = [sys.executable, "-m", "fsc_clip.demo.parallel", str(job.run_dir / JOB_FILE)]
-    return _Running(job, subprocess.Popen(command, env=env), time.perf_counter())
+    threads = str(THREADS_PER_RUN)
+    return {**os.environ, "PYTHONPATH": pythonpath, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads}
 
 
-def _failure(job: RunJob, returncode: int) -> Exception:
-    """The error to raise for a run whose process exited with ``returncode`` != 0 (read from its error file)."""
+def _start(jobs: list[RunJob], stop_file: Path) -> _Worker:
+    """Write each run's job file and start one worker process that trains them one after the other."""
+    from fsc_clip.config import to_dict
+    from fsc_clip.fileio import write_text
+
+    for job in jobs:
+        job.run_dir.mkdir(parents=True, exist_ok=True)
+        for name in (ERROR_FILE, STATUS_FILE):
+            (job.run_dir / name).unlink(missing_ok=True)
+        write_text(job.run_dir / JOB_FILE, json.dumps(to_dict(job.config), default=str))
+    command = [sys.executable, "-m", "fsc_clip.demo.parallel", str(stop_file)]
+    command += [str(job.run_dir / JOB_FILE) for job in jobs]
+    return _Worker(subprocess.Popen(command, env=_worker_env()), list(jobs))
+
+
+def _failure(job: RunJob, returncode: int | None) -> Exception:
+    """The error to raise for a failed run (read from its error file; none: its process died)."""
     try:
         error = json.loads((job.run_dir / ERROR_FILE).read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -112,7 +121,10 @@ def train_side_by_side(
     on_poll: Callable[[list[RunJob], list[RunJob]], None] | None = None,
     poll_seconds: float | None = 30.0,
 ) -> None:
-    """Train ``jobs`` in up to ``workers`` processes at once (one torch thread each), in order.
+    """Train ``jobs`` in up to ``workers`` processes at once (one torch thread each).
+
+    Worker ``k`` trains jobs ``k, k + workers, ...`` one after the other in one interpreter (a fresh process per run
+    cost about 10 s of imports and set-up each, which doubled the quick demo's fine-tuning stage).
 
     Args:
         jobs: The runs to train (none of them may share a run folder).
@@ -125,39 +137,54 @@ def train_side_by_side(
         RunFailedError: a run stopped with a user-facing error (the message names the run) or its process died.
         RuntimeError: a run raised any other error (the message has its traceback).
     """
-    queue, finished = list(jobs), []
-    running: list[_Running] = []
+    if not jobs:
+        return
+    n = max(1, min(workers, len(jobs)))
+    stop_file = jobs[0].run_dir.parent / f".demo-stop-{os.getpid()}"  # after a failure workers start no further run
+    stop_file.unlink(missing_ok=True)
+    pool = [_start(list(jobs[k::n]), stop_file) for k in range(n)]
+    finished: list[RunJob] = []
     failure: Exception | None = None
     last_poll = time.perf_counter()
     try:
-        while running or (queue and failure is None):
-            while queue and failure is None and len(running) < max(1, workers):
-                running.append(_start(queue.pop(0)))
+        while any(w.jobs for w in pool):
             time.sleep(_TICK)
-            ended = [r for r in running if r.process.poll() is not None]
-            for r in ended:
-                running.remove(r)
-                if r.process.returncode == 0:
-                    finished.append(r.job)
-                    on_done(r.job, time.perf_counter() - r.t0)
-                elif failure is None:
-                    failure = _failure(r.job, r.process.returncode)  # runs under way finish; no new one starts
+            ended = False
+            for w in pool:
+                while w.jobs and (w.jobs[0].run_dir / STATUS_FILE).exists():  # written atomically: complete when seen
+                    job = w.jobs.pop(0)
+                    finished.append(job)
+                    on_done(job, json.loads((job.run_dir / STATUS_FILE).read_text(encoding="utf-8"))["seconds"])
+                    ended = True
+                if w.jobs and w.process.poll() is not None:  # it exited before its next run reported
+                    failed = w.process.returncode != 0 or (w.jobs[0].run_dir / ERROR_FILE).exists()
+                    if failed and failure is None:
+                        failure = _failure(w.jobs[0], w.process.returncode)
+                        stop_file.touch()  # runs under way finish and are kept; no new one starts
+                    w.jobs.clear()
+                    ended = True
             due = poll_seconds is not None and time.perf_counter() - last_poll >= poll_seconds
             if on_poll is not None and failure is None and (ended or due):
-                on_poll(list(finished), [r.job for r in running])
+                on_poll(list(finished), [w.jobs[0] for w in pool if w.jobs])
                 last_poll = time.perf_counter()
+        for w in pool:
+            w.process.wait()
     except BaseException:  # Ctrl-C or an error in a callback: stop the workers (checkpoints let a re-run resume)
-        for r in running:
-            r.process.terminate()
-        for r in running:
-            r.process.wait()
+        for w in pool:
+            w.process.terminate()
+        for w in pool:
+            w.process.wait()
         raise
+    finally:
+        stop_file.unlink(missing_ok=True)
     if failure is not None:
         raise failure
 
 
-def _worker_main(job_file: str) -> int:
-    """``python -m fsc_clip.demo.parallel JOB_FILE``: train one run; on failure write ``demo_error.json`` beside it."""
+def _worker_main(stop_file: str, job_files: list[str]) -> int:
+    """``python -m fsc_clip.demo.parallel STOP_FILE JOB_FILE...``: train the runs in order, each reporting
+    ``demo_status.json`` (done) or ``demo_error.json`` (failed) beside its job file; stop before the next run when
+    ``STOP_FILE`` exists (another run failed)."""
     import traceback
 
     import torch
@@ -167,18 +194,22 @@ def _worker_main(job_file: str) -> int:
     from fsc_clip.training import TrainConfig, train
 
     torch.set_num_threads(THREADS_PER_RUN)
-    path = Path(job_file)
-    try:
-        train(from_dict(TrainConfig, json.loads(path.read_text(encoding="utf-8"))))
-    except Exception as err:
-        record = {"user_error": isinstance(err, UserError), "type": type(err).__name__, "message": str(err),
-                  "traceback": traceback.format_exc()}  # fmt: skip
-        write_text(path.parent / ERROR_FILE, json.dumps(record))
-        if not isinstance(err, UserError):
-            raise  # a bug: its traceback also goes to the console
-        return 2
+    for job_file in map(Path, job_files):
+        if Path(stop_file).exists():
+            return 0
+        t0 = time.perf_counter()
+        try:
+            train(from_dict(TrainConfig, json.loads(job_file.read_text(encoding="utf-8"))))
+        except Exception as err:
+            record = {"user_error": isinstance(err, UserError), "type": type(err).__name__, "message": str(err),
+                      "traceback": traceback.format_exc()}  # fmt: skip
+            write_text(job_file.parent / ERROR_FILE, json.dumps(record))
+            if not isinstance(err, UserError):
+                raise  # a bug: its traceback also goes to the console
+            return 2
+        write_text(job_file.parent / STATUS_FILE, json.dumps({"seconds": round(time.perf_counter() - t0, 1)}))
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1]))
+    sys.exit(_worker_main(sys.argv[1], sys.argv[2:]))
