@@ -51,11 +51,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from fsc_clip.config import to_dict
 from fsc_clip.demo.config import DemoConfig, MethodConfig, StageConfig
 from fsc_clip.fileio import ensure_writable_dir, write_json, write_text
+
+if TYPE_CHECKING:
+    from fsc_clip.demo.parallel import RunJob
 
 BASE = "base"
 DONE = "demo_done.json"  # a finished run (written after its last checkpoint)
@@ -539,7 +542,7 @@ def _stage_negatives(d: _Demo) -> Path | None:
 
 def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, Path]:
     """Every method x seed, reused when done; the others trained side by side (``fsc_clip.demo.parallel``)."""
-    from fsc_clip.demo.parallel import RunJob
+    from fsc_clip.demo.parallel import RunJob  # at run time (the module-level import is for type checking only)
 
     split = d.out / "finetune" / "finetune_neg_clip.tsv"
     runs: dict[str, Path] = {}
@@ -561,7 +564,7 @@ def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, P
     return runs
 
 
-def _train_jobs(d: _Demo, jobs: list[Any], total: int) -> None:
+def _train_jobs(d: _Demo, jobs: list[RunJob], total: int) -> None:
     from fsc_clip.demo.parallel import default_workers, run_progress, train_side_by_side
 
     if not jobs:
@@ -570,7 +573,7 @@ def _train_jobs(d: _Demo, jobs: list[Any], total: int) -> None:
     reused = total - len(jobs)
     d.log(f"finetune: {len(jobs)} run(s), {min(workers, len(jobs))} at a time, one torch thread each")
 
-    def poll(finished: list[Any], running: list[Any]) -> None:
+    def poll(finished: list[RunJob], running: list[RunJob]) -> None:
         steps = {job.name: run_progress(job) for job in running}
         work = len(finished) + sum(min(steps[j.name] / max(j.total_steps, 1), 1.0) for j in running)
         item = ", ".join(f"{j.name} {steps[j.name]}/{j.total_steps}" for j in running)
