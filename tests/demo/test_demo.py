@@ -274,6 +274,7 @@ def test_quick_demo_end_to_end_then_cached_then_the_ablation(tmp_path, capsys, m
     other = tmp_path / "other"  # another folder reuses the shared base instead of pre-training again
     third = run_demo(demo_config(quick=True), other, progress=False, log=lambda _msg: None)
     assert "base:shared" in third.cached and "clip-ft" not in third.cached
+    _check_from_scratch_trains_in_a_new_folder(other, out, tmp_path)
 
     _check_a_packed_base_gives_the_same_runs(out, third, tmp_path, monkeypatch)
 
@@ -298,6 +299,23 @@ def test_quick_demo_end_to_end_then_cached_then_the_ablation(tmp_path, capsys, m
     assert f"Paired comparison vs {names[0]}" in html and "Published rows of this study" in html
     timings = json.loads((out / "timings.json").read_text())
     assert timings["invocations"][-1]["study"] == "ablation" and "world" in timings["invocations"][-1]["reused_stages"]
+
+
+def _check_from_scratch_trains_in_a_new_folder(other, trained, tmp_path):
+    """``--from-scratch`` pre-trains even in a folder without a base while the shared cache holds one (it used to
+    copy the cached base there), and trains the same weights as the first folder's pre-training did."""
+    import shutil
+
+    from fsc_clip.demo.pipeline import _Demo, _stage_pretrain
+    from fsc_clip.models.checkpoint import read_checkpoint
+
+    scratch = tmp_path / "scratch"
+    shutil.copytree(other / "world", scratch / "world")  # pre-training needs only the world
+    d = _Demo(demo_config(quick=True), scratch, False, lambda _msg: None, from_scratch=True)
+    base = _stage_pretrain(d, from_scratch=True)
+    assert not [c for c in d.result.cached if c.startswith("base")]
+    ours, first = read_checkpoint(base).state_dict, read_checkpoint(trained / "runs" / "base").state_dict
+    assert ours.keys() == first.keys() and all(torch.equal(ours[k], first[k]) for k in first)
 
 
 def _check_a_packed_base_gives_the_same_runs(out, reference, tmp_path, monkeypatch):

@@ -427,8 +427,8 @@ def _stage_pretrain(d: _Demo, from_scratch: bool = False) -> Path:
     method = MethodConfig(name=BASE, loss={"loss_name": "clip"})
     tc = _train_config(d, BASE, cfg.pretrain, data, method, None)
     run_dir, shared = d.out / "runs" / BASE, base_cache_dir(cfg)
-    if from_scratch and run_dir.exists():
-        shutil.rmtree(run_dir)
+    if from_scratch:  # also in a new folder: never the shared or shipped base
+        shutil.rmtree(run_dir, ignore_errors=True)
     elif not (run_dir / DONE).exists() and ((shared / DONE).exists() or _unpack_shipped(shared)):
         shipped = json.loads((shared / DONE).read_text()).get("shipped")
         shutil.copytree(shared, run_dir, dirs_exist_ok=True)
