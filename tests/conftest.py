@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never touch the network from tests
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-import pytest
+# Under pytest-xdist (the README's `-n auto`) the workers share the cores: each worker's torch gets its share of
+# threads instead of one per core (set before any test imports torch; a test's own OMP_NUM_THREADS still wins).
+_XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _XDIST_WORKERS > 1:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // _XDIST_WORKERS)))
 
 
 @pytest.fixture(scope="session")
