@@ -117,15 +117,16 @@ def text_similarities(run: str, records: list[dict]) -> dict[str, float]:
             pairs["text_binding"].append((caption, f"a {c2} {s1} {phrase} a {c1} {s2}"))
     lm = load_model("fsc-demo", None if run == "random" else run)
     model = lm.model.eval()
-    out = {}
+
+    def encode(texts: list[str]):  # unit-norm text embeddings [len(texts), D], 512 at a time
+        chunks = [texts[i : i + 512] for i in range(0, len(texts), 512)]
+        return torch.cat([model.encode_text(lm.tokenizer(chunk), normalize=True) for chunk in chunks])
+
     with torch.no_grad():
-        for name, texts in pairs.items():
-            a = torch.cat([model.encode_text(lm.tokenizer([t for t, _ in texts[i : i + 512]]), normalize=True)
-                           for i in range(0, len(texts), 512)])  # fmt: skip
-            b = torch.cat([model.encode_text(lm.tokenizer([t for _, t in texts[i : i + 512]]), normalize=True)
-                           for i in range(0, len(texts), 512)])  # fmt: skip
-            out[name] = float((a * b).sum(dim=1).mean())
-    return out
+        return {
+            name: float((encode([a for a, _ in texts]) * encode([b for _, b in texts])).sum(dim=1).mean())
+            for name, texts in pairs.items()
+        }
 
 
 def main() -> None:
