@@ -51,14 +51,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from fsc_clip.config import to_dict
 from fsc_clip.demo.config import DemoConfig, MethodConfig, StageConfig
+from fsc_clip.demo.parallel import RunJob, default_workers, run_progress, train_side_by_side
 from fsc_clip.fileio import ensure_writable_dir, write_json, write_text
-
-if TYPE_CHECKING:
-    from fsc_clip.demo.parallel import RunJob
 
 BASE = "base"
 DONE = "demo_done.json"  # a finished run (written after its last checkpoint)
@@ -542,8 +540,6 @@ def _stage_negatives(d: _Demo) -> Path | None:
 
 def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, Path]:
     """Every method x seed, reused when done; the others trained side by side (``fsc_clip.demo.parallel``)."""
-    from fsc_clip.demo.parallel import RunJob  # at run time (the module-level import is for type checking only)
-
     split = d.out / "finetune" / "finetune_neg_clip.tsv"
     runs: dict[str, Path] = {}
     jobs: list[RunJob] = []
@@ -565,8 +561,6 @@ def _stage_finetune(d: _Demo, base: Path, negatives: Path | None) -> dict[str, P
 
 
 def _train_jobs(d: _Demo, jobs: list[RunJob], total: int) -> None:
-    from fsc_clip.demo.parallel import default_workers, run_progress, train_side_by_side
-
     if not jobs:
         return
     workers = d.cfg.finetune_jobs or default_workers(len(jobs))
