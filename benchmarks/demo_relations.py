@@ -1,0 +1,162 @@
+"""Two attempts to make the demo world's spatial relations learnable, measured end to end (docs/demo.md).
+
+Run: ``python benchmarks/demo_relations.py --variant VARIANT --output DIR [--quick] [--out result.json]``
+
+Variants (each one patches the package *in this process only*; neither is a setting of the package):
+
+* ``one-direction``: every caption of the world, training and test sets, says a relation only as *left of* or
+  *above* ("A to the right of B" is said "B to the left of A"). The images are those of the default world.
+* ``warmup``: before the CLIP pre-training, the image tower is trained with direct supervision to say where each
+  shape is (a linear head on the image embedding predicts each shape's row and column, or "absent"; AdamW, lr 1e-3,
+  weight decay 0.1, batch 128, ``--warmup-steps``), on the training images; the pre-training then starts from it.
+* ``one-direction+warmup``: both.
+
+Then the demo pipeline runs as usual (pre-training from scratch, the preset's fine-tuning recipe, one thread per
+run) for CLIP fine-tuned and NegCLIP, and ``demo_probes.py`` probes the base and NegCLIP. The shared base cache is
+redirected to ``DIR/cache``, so a patched world never publishes a base under the default settings' key. The JSON
+holds the demo's rows (values, intervals, paired differences), the relation sub-scores, the warm-up's accuracy
+curve and the probes. Full size: about 14 min on two cores (pre-training 6.5 min with one thread; two variants at
+once with ``--jobs 1``: about 16 min).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+SHAPE_SLOTS = ("row", "col")
+SUBSCORES = ("synthetic_aro::VG_Relation", "synthetic_sugarcrepe::replace_rel", "synthetic_winoground::group")
+
+
+def one_direction() -> None:
+    """Patch the world so that only the relations ``left`` and ``above`` are ever said."""
+    import fsc_clip.data.synthetic.scene as scene
+
+    strict = scene.strict_relation
+
+    def canonical(a: Any, b: Any, vocab: Any) -> str | None:
+        rel = strict(a, b, vocab)
+        return rel if rel in ("left", "above") else None
+
+    scene.strict_relation = canonical  # aligned_pairs (captions, test sets) reads it from the module
+
+
+def position_warmup(model_name: str, world: Path, steps: int, seed: int) -> tuple[dict[str, Any], list[dict]]:
+    """Train the image tower to say each shape's row and column; returns (state dict, accuracy every 100 steps)."""
+    import torch
+    from PIL import Image
+
+    from fsc_clip.data.synthetic.vocab import load_vocab
+    from fsc_clip.models import load_model
+
+    torch.manual_seed(seed)
+    lm = load_model(model_name, None)
+    model, visual = lm.model, lm.model.visual
+    with open(world / "scenes.jsonl", encoding="utf-8") as f:
+        scenes = [s for s in map(json.loads, f) if s["image"].startswith("train/")]
+    shapes = list(load_vocab().shapes)
+    images = torch.stack([lm.preprocess_val(Image.open(world / s["image"]).convert("RGB")) for s in scenes])
+    targets = torch.zeros(len(scenes), 2 * len(shapes), dtype=torch.long)  # [N, slots]: 0 = absent, else 1 + cell
+    for i, s in enumerate(scenes):
+        for o in s["objects"]:
+            k = shapes.index(o["shape"])
+            targets[i, k], targets[i, len(shapes) + k] = o["row"] + 1, o["col"] + 1
+    classes = 1 + int(targets.max())
+    dim = int(model.encode_image(images[:1]).shape[-1])
+    head = torch.nn.Linear(dim, targets.shape[1] * classes)
+    opt = torch.optim.AdamW([*visual.parameters(), *head.parameters()], lr=1e-3, weight_decay=0.1)
+    held = max(1, min(1000, len(scenes) // 12))  # held-out training images for the accuracy
+    train_n, gen, history = len(scenes) - held, torch.Generator().manual_seed(seed), []
+
+    def logits(x: Any) -> Any:
+        return head(model.encode_image(x)).view(len(x), targets.shape[1], classes)  # [B, slots, classes]
+
+    for step in range(1, steps + 1):
+        idx = torch.randint(0, train_n, (128,), generator=gen)
+        loss = torch.nn.functional.cross_entropy(logits(images[idx]).flatten(0, 1), targets[idx].flatten())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        if step % 100 == 0 or step == steps:
+            with torch.no_grad():
+                y, present = targets[train_n:], targets[train_n:] > 0
+                hit = (logits(images[train_n:]).argmax(-1) == y) & present
+            history.append({"step": step, "loss": loss.item(), "placed": int(hit.sum()) / int(present.sum())})
+            print(f"warm-up step {step}: loss {loss.item():.3f}, shapes placed {history[-1]['placed']:.3f}", flush=True)
+    return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, history
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--variant", required=True, choices=["one-direction", "warmup", "one-direction+warmup"])
+    parser.add_argument("--output", type=Path, required=True, help="demo folder of this variant")
+    parser.add_argument("--quick", action="store_true", help="the demo's quick preset (checks that it runs)")
+    parser.add_argument("--warmup-steps", type=int, default=600)
+    parser.add_argument("--threads", type=int, default=1, help="torch threads of warm-up and pre-training (default 1)")
+    parser.add_argument("--jobs", type=int, default=0, help="fine-tuning runs at once (0: one per core)")
+    parser.add_argument("--out", type=Path, help="write the results as JSON here")
+    args = parser.parse_args()
+    args.output.mkdir(parents=True, exist_ok=True)
+    os.environ["FSC_CLIP_CACHE_DIR"] = str(args.output.resolve() / "cache")  # never the user's shared base cache
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import torch
+    from safetensors.torch import save_file
+
+    import demo_probes
+    import fsc_clip.demo.pipeline as pipeline
+    from fsc_clip.data.synthetic import generate_world
+    from fsc_clip.demo import demo_config
+
+    torch.set_num_threads(args.threads)  # the base is deterministic for a given thread count
+    cfg = demo_config(quick=args.quick, overrides=[f"finetune_jobs={args.jobs}"])
+    cfg.methods = [m for m in cfg.methods if m.name in ("clip-ft", "negclip")]
+    if "one-direction" in args.variant:
+        one_direction()
+    history: list[dict] = []
+    if "warmup" in args.variant:
+        world = args.output / "world"
+        generate_world(cfg.world, world)  # the pipeline reuses it (same manifest)
+        state, history = position_warmup(cfg.model, world, args.warmup_steps, cfg.seed)
+        init = args.output / "warmup.safetensors"
+        save_file(state, str(init))
+        make_config = pipeline._train_config
+
+        def from_warmup(d: Any, name: str, stage: Any, data: Any, method: Any, pretrained: Any, seed: Any = None):
+            if name == pipeline.BASE and pretrained is None:
+                pretrained = str(init)
+            return make_config(d, name, stage, data, method, pretrained, seed)
+
+        pipeline._train_config = from_warmup
+    t0 = time.perf_counter()
+    res = pipeline.run_demo(cfg, args.output, progress=False, from_scratch=not (args.output / "runs/base").exists())
+    print(pipeline.format_table(res.rows))
+    subscores = {}
+    for row in res.rows:
+        scores: dict[str, float] = {}
+        for path in (args.output / "eval" / row["model"]).glob("synthetic_*.json"):
+            scores.update(json.loads(path.read_text(encoding="utf-8"))["scores"])
+        subscores[row["model"]] = {k: scores.get(k) for k in SUBSCORES}
+        shown = {k.split("::")[1]: round(v, 1) for k, v in subscores[row["model"]].items() if v is not None}
+        print(row["model"], shown)
+    with open(args.output / "world" / "scenes.jsonl", encoding="utf-8") as f:
+        records = [r for r in map(json.loads, f) if r["image"].startswith("train/") and len(r["objects"]) >= 2][:3000]
+    probes = {}
+    for name in ("base", "negclip"):
+        run = str(args.output / "runs" / name)
+        probes[name] = demo_probes.run_probes(demo_probes.embed(run, args.output / "world", records), records)
+        probes[name] |= demo_probes.text_similarities(run, records)
+        print(name, {k: round(v, 4) for k, v in probes[name].items()}, flush=True)
+    if args.out:
+        result = {"variant": args.variant, "quick": args.quick, "warmup_steps": args.warmup_steps,
+                  "warmup": history, "rows": res.rows, "subscores": subscores, "probes": probes,
+                  "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
+        args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,68 @@
+"""``benchmarks/demo_relations.py``: its two world/model variants do what docs/demo.md says they do."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+from pathlib import Path
+
+import torch
+
+from fsc_clip.data.synthetic import WorldConfig, generate_world
+from fsc_clip.data.synthetic import scene as sc
+
+REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import demo_relations  # noqa: E402
+
+OTHER_WAY = ("right of", "below", "under", "beneath")
+ONE_WAY = ("left of", "above", "over", "on top of")
+SMALL = dict(n_train=150, n_sugarcrepe=6, n_winoground=30, n_aro=30, n_zeroshot=6, n_retrieval=6, supersample=2)
+
+
+def _said(root: Path) -> list[str]:
+    """Every true caption of the world: training titles, ARO-Relation true captions, both Winoground captions."""
+    with open(root / "train" / "train_neg_clip.tsv", encoding="utf-8") as f:
+        texts = [row["title"] for row in csv.DictReader(f, delimiter="\t")]
+    texts += [r["true_caption"] for r in json.loads((root / "aro" / "visual_genome_relation.json").read_text())]
+    for line in (root / "winoground" / "data" / "examples.jsonl").read_text().splitlines():
+        texts += [json.loads(line)["caption_0"], json.loads(line)["caption_1"]]
+    return texts
+
+
+def test_one_direction_says_relations_left_and_above_only(tmp_path: Path):
+    generate_world(WorldConfig(seed=2, **SMALL), tmp_path / "default")
+    default = _said(tmp_path / "default")
+    assert any(w in t for t in default for w in OTHER_WAY)  # the control: the default world says both directions
+    strict = sc.strict_relation
+    try:
+        demo_relations.one_direction()
+        generate_world(WorldConfig(seed=2, **SMALL), tmp_path / "one-way")
+    finally:
+        sc.strict_relation = strict  # the patch must not reach other tests in this worker
+    said = _said(tmp_path / "one-way")
+    assert not [t for t in said if any(w in t for w in OTHER_WAY)]
+    assert sum(any(w in t for w in ONE_WAY) for t in said) >= 20
+    same = [p.name for p in sorted((tmp_path / "one-way" / "train" / "images").iterdir())[:5]]
+    for name in same:  # the same images as the default world: only what is said changes
+        assert (tmp_path / "one-way/train/images" / name).read_bytes() == (
+            tmp_path / "default/train/images" / name
+        ).read_bytes()
+
+
+def test_position_warmup_trains_the_image_tower_only(tmp_path: Path):
+    from fsc_clip.models import load_model
+
+    generate_world(WorldConfig(seed=1, **SMALL), tmp_path)
+    torch.set_num_threads(1)
+    state, history = demo_relations.position_warmup("fsc-demo", tmp_path, steps=3, seed=0)
+    torch.manual_seed(0)
+    start = load_model("fsc-demo", None).model.state_dict()  # the warm-up's own start (same seed)
+    assert [h["step"] for h in history] == [3] and 0.0 <= history[0]["placed"] <= 1.0
+    assert set(state) == set(start)
+    changed = {k for k in state if not torch.equal(state[k], start[k])}
+    assert changed and all(k.startswith("visual.") for k in changed), sorted(changed)[:5]
+    loaded = load_model("fsc-demo", None).model
+    loaded.load_state_dict(state)  # what the pre-training loads with model.pretrained
