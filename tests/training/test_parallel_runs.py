@@ -86,7 +86,7 @@ def test_a_failing_run_is_named_and_the_run_under_way_is_kept(toy_data, tmp_path
 
 @pytest.mark.slow
 def test_a_script_without_a_main_guard_can_train_side_by_side(toy_data, tmp_path: Path):
-    """Workers are fresh interpreters running ``fsc_clip.demo.parallel``, not ``multiprocessing`` children that
+    """Workers are fresh interpreters running ``fsc_clip.demo.worker``, not ``multiprocessing`` children that
     re-import the caller's ``__main__``: a plain script (no ``if __name__ == "__main__":``) works."""
     import subprocess
     import sys
@@ -108,6 +108,21 @@ def test_a_script_without_a_main_guard_can_train_side_by_side(toy_data, tmp_path
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert sorted(line for line in proc.stdout.splitlines() if line.startswith("done")) == ["done a", "done b"]
     assert (tmp_path / "runs" / "a" / "checkpoints" / "latest.pt").is_file()
+    assert "found in sys.modules" not in proc.stderr  # the workers' runpy warning (see the next test)
+
+
+def test_a_worker_starts_without_runpy_warning(tmp_path: Path):
+    """``python -m`` on a module that its package already imported runs it twice and warns (``fsc_clip.demo`` imports
+    ``fsc_clip.demo.parallel``): workers start from ``fsc_clip.demo.worker``, which nothing imports."""
+    import subprocess
+    import sys
+
+    stop = tmp_path / "stop"
+    stop.touch()  # the worker stops before its first run
+    command = [sys.executable, "-m", "fsc_clip.demo.worker", str(stop), str(tmp_path / "demo_job.json")]
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert "found in sys.modules" not in proc.stderr, proc.stderr[-3000:]
 
 
 def test_a_run_whose_process_died_is_named_with_where_to_resume(tmp_path: Path):

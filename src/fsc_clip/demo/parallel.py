@@ -7,8 +7,8 @@ model step alone). And with exactly one thread per run, the numbers of a run no 
 machine has (with torch's default, one thread per core, they changed by about a point between one and two threads).
 
 Each run is a normal :func:`fsc_clip.training.train` call in a worker process started as
-``python -m fsc_clip.demo.parallel STOP_FILE <run_dir>/demo_job.json ...`` (each run's ``TrainConfig`` as JSON; a
-worker trains its share of the runs one after the other). A subprocess, not
+``python -m fsc_clip.demo.worker STOP_FILE <run_dir>/demo_job.json ...`` (each run's ``TrainConfig`` as JSON; a
+worker trains its share of the runs one after the other, with :func:`worker_main`). A subprocess, not
 ``multiprocessing``: a ``spawn``-ed worker re-imports the caller's ``__main__``, so a user's script that calls
 ``run_demo`` without an ``if __name__ == "__main__":`` guard would start the demo again in every worker (tested).
 Its run folder, checkpoints and ``metrics.jsonl`` are exactly those of a run trained in the main process. The parent
@@ -35,7 +35,15 @@ THREADS_PER_RUN = 1
 JOB_FILE, STATUS_FILE, ERROR_FILE = "demo_job.json", "demo_status.json", "demo_error.json"
 _TICK = 0.2  # seconds between two checks of the worker processes
 
-__all__ = ["THREADS_PER_RUN", "RunFailedError", "RunJob", "default_workers", "run_progress", "train_side_by_side"]
+__all__ = [
+    "THREADS_PER_RUN",
+    "RunFailedError",
+    "RunJob",
+    "default_workers",
+    "run_progress",
+    "train_side_by_side",
+    "worker_main",
+]
 
 
 class RunFailedError(UserError):
@@ -94,7 +102,7 @@ def _start(jobs: list[RunJob], stop_file: Path) -> _Worker:
         for name in (ERROR_FILE, STATUS_FILE):
             (job.run_dir / name).unlink(missing_ok=True)
         write_text(job.run_dir / JOB_FILE, json.dumps(to_dict(job.config), default=str))
-    command = [sys.executable, "-m", "fsc_clip.demo.parallel", str(stop_file)]
+    command = [sys.executable, "-m", "fsc_clip.demo.worker", str(stop_file)]
     command += [str(job.run_dir / JOB_FILE) for job in jobs]
     return _Worker(subprocess.Popen(command, env=_worker_env()), list(jobs))
 
@@ -181,8 +189,8 @@ def train_side_by_side(
         raise failure
 
 
-def _worker_main(stop_file: str, job_files: list[str]) -> int:
-    """``python -m fsc_clip.demo.parallel STOP_FILE JOB_FILE...``: train the runs in order, each reporting
+def worker_main(stop_file: str, job_files: list[str]) -> int:
+    """``python -m fsc_clip.demo.worker STOP_FILE JOB_FILE...``: train the runs in order, each reporting
     ``demo_status.json`` (done) or ``demo_error.json`` (failed) beside its job file; stop before the next run when
     ``STOP_FILE`` exists (another run failed)."""
     import traceback
@@ -209,7 +217,3 @@ def _worker_main(stop_file: str, job_files: list[str]) -> int:
             return 2
         write_text(job_file.parent / STATUS_FILE, json.dumps({"seconds": round(time.perf_counter() - t0, 1)}))
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(_worker_main(sys.argv[1], sys.argv[2:]))
