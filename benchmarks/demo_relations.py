@@ -91,6 +91,21 @@ def position_warmup(model_name: str, world: Path, steps: int, seed: int) -> tupl
     return {k: v.detach().contiguous() for k, v in model.state_dict().items()}, history
 
 
+def winoground_tags(world: Path) -> list[str]:
+    """Each Winoground item's tag (``Noun`` = the two objects of a relation swapped; ``Adjective-*`` = attributes)."""
+    lines = (world / "winoground" / "data" / "examples.jsonl").read_text(encoding="utf-8").splitlines()
+    return [json.loads(line)["tag"] for line in lines]
+
+
+def winoground_groups(eval_dir: Path, tags: list[str]) -> dict[str, float]:
+    """Winoground group score per tag, from the per-item outcomes the demo saves beside each result."""
+    import numpy as np
+
+    group = np.load(eval_dir / "synthetic_winoground.scores.npz")["main/group"]  # [items], 1 = both right
+    kinds = np.array(tags)
+    return {f"winoground_group::{t}": 100.0 * float(group[kinds == t].mean()) for t in sorted(set(tags))}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", required=True, choices=["one-direction", "warmup", "one-direction+warmup"])
@@ -121,9 +136,13 @@ def main() -> None:
     if "warmup" in args.variant:
         world = args.output / "world"
         generate_world(cfg.world, world)  # the pipeline reuses it (same manifest)
-        state, history = position_warmup(cfg.model, world, args.warmup_steps, cfg.seed)
-        init = args.output / "warmup.safetensors"
-        save_file(state, str(init))
+        init, record = args.output / "warmup.safetensors", args.output / "warmup.json"
+        if init.exists() and record.exists():  # a re-run on the same folder reuses the warm-up (and then the base)
+            history = json.loads(record.read_text(encoding="utf-8"))
+        else:
+            state, history = position_warmup(cfg.model, world, args.warmup_steps, cfg.seed)
+            save_file(state, str(init))
+            record.write_text(json.dumps(history) + "\n", encoding="utf-8")
         make_config = pipeline._train_config
 
         def from_warmup(d: Any, name: str, stage: Any, data: Any, method: Any, pretrained: Any, seed: Any = None):
@@ -135,12 +154,13 @@ def main() -> None:
     t0 = time.perf_counter()
     res = pipeline.run_demo(cfg, args.output, progress=False, from_scratch=not (args.output / "runs/base").exists())
     print(pipeline.format_table(res.rows))
-    subscores = {}
+    subscores, tags = {}, winoground_tags(args.output / "world")
     for row in res.rows:
         scores: dict[str, float] = {}
         for path in (args.output / "eval" / row["model"]).glob("synthetic_*.json"):
             scores.update(json.loads(path.read_text(encoding="utf-8"))["scores"])
         subscores[row["model"]] = {k: scores.get(k) for k in SUBSCORES}
+        subscores[row["model"]] |= winoground_groups(args.output / "eval" / row["model"], tags)
         shown = {k.split("::")[1]: round(v, 1) for k, v in subscores[row["model"]].items() if v is not None}
         print(row["model"], shown)
     with open(args.output / "world" / "scenes.jsonl", encoding="utf-8") as f:

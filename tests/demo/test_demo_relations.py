@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
 import torch
 
 from fsc_clip.data.synthetic import WorldConfig, generate_world
@@ -66,3 +67,15 @@ def test_position_warmup_trains_the_image_tower_only(tmp_path: Path):
     assert changed and all(k.startswith("visual.") for k in changed), sorted(changed)[:5]
     loaded = load_model("fsc-demo", None).model
     loaded.load_state_dict(state)  # what the pre-training loads with model.pretrained
+
+
+def test_winoground_groups_per_tag(tmp_path: Path):
+    import numpy as np
+
+    (tmp_path / "winoground" / "data").mkdir(parents=True)
+    tags = ["Noun", "Adjective-Color", "Noun", "Adjective-Color", "Noun"]
+    lines = [json.dumps({"id": i, "tag": t}) for i, t in enumerate(tags)]
+    (tmp_path / "winoground" / "data" / "examples.jsonl").write_text("\n".join(lines) + "\n")
+    np.savez(tmp_path / "synthetic_winoground.scores.npz", **{"main/group": np.array([1, 1, 0, 0, 0])})
+    groups = demo_relations.winoground_groups(tmp_path, demo_relations.winoground_tags(tmp_path))
+    assert groups == pytest.approx({"winoground_group::Adjective-Color": 50.0, "winoground_group::Noun": 100.0 / 3})
