@@ -67,8 +67,7 @@ def position_warmup(model_name: str, world: Path, steps: int, seed: int) -> tupl
             k = shapes.index(o["shape"])
             targets[i, k], targets[i, len(shapes) + k] = o["row"] + 1, o["col"] + 1
     classes = 1 + int(targets.max())
-    dim = int(model.encode_image(images[:1]).shape[-1])
-    head = torch.nn.Linear(dim, targets.shape[1] * classes)
+    head = torch.nn.Linear(int(visual.output_dim), targets.shape[1] * classes)
     opt = torch.optim.AdamW([*visual.parameters(), *head.parameters()], lr=1e-3, weight_decay=0.1)
     held = max(1, min(1000, len(scenes) // 12))  # held-out training images for the accuracy
     train_n, gen, history = len(scenes) - held, torch.Generator().manual_seed(seed), []

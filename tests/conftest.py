@@ -12,8 +12,9 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # threads instead of one per core (set before any test imports torch; a test's own OMP_NUM_THREADS still wins).
 _XDIST_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
 if _XDIST_WORKERS > 1:
-    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, _cores // _XDIST_WORKERS)))
+    from fsc_clip.cli.main import usable_cores  # the package's one home of the core count; imports no torch
+
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, usable_cores() // _XDIST_WORKERS)))
 
 
 @pytest.fixture(scope="session")
