@@ -1,4 +1,4 @@
-"""``benchmarks/demo_relations.py``: its two world/model variants do what docs/demo.md says they do."""
+"""``benchmarks/demo_relations.py``: its world/model variants do what docs/demo.md says they do."""
 
 from __future__ import annotations
 
@@ -51,6 +51,36 @@ def test_one_direction_says_relations_left_and_above_only(tmp_path: Path):
         assert (tmp_path / "one-way/train/images" / name).read_bytes() == (
             tmp_path / "default/train/images" / name
         ).read_bytes()
+
+
+def _words(root: Path) -> set[str]:
+    return {w for t in _said(root) for w in t.split()}
+
+
+def test_lookalikes_draws_and_says_only_the_kept_shapes_and_colors(tmp_path: Path):
+    import fsc_clip.data.synthetic.vocab as vocab
+
+    packaged = vocab.load_vocab()
+    generate_world(WorldConfig(seed=3, **SMALL), tmp_path / "default")
+    read = vocab._read_json
+    try:
+        demo_relations.lookalikes(shapes=3, colors=3)
+        small = vocab.load_vocab()
+        generate_world(WorldConfig(seed=3, **SMALL), tmp_path / "small")
+    finally:
+        vocab._read_json = read  # the patch must not reach other tests in this worker
+        vocab.load_vocab.cache_clear()
+    assert small.shapes == packaged.shapes[:3] and list(small.colors) == list(packaged.colors)[:3]
+    assert small.relations == packaged.relations and small.grid == packaged.grid
+    assert vocab.load_vocab() == packaged  # restored
+    dropped = {*packaged.shapes[3:], *list(packaged.colors)[3:]}
+    assert dropped & _words(tmp_path / "default")  # the control: the default world says them
+    assert not dropped & _words(tmp_path / "small")
+    with open(tmp_path / "small" / "scenes.jsonl", encoding="utf-8") as f:
+        objects = [o for line in f for o in json.loads(line)["objects"]]
+    assert {o["shape"] for o in objects} == set(small.shapes) and {o["color"] for o in objects} == set(small.colors)
+    with pytest.raises(SystemExit, match="at least 3"):
+        demo_relations.lookalikes(shapes=2, colors=3)
 
 
 def test_position_warmup_trains_the_image_tower_only(tmp_path: Path):
