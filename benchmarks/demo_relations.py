@@ -147,6 +147,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of warm-up and pre-training (default 1)")
     parser.add_argument("--jobs", type=int, default=0, help="fine-tuning runs at once (0: one per core)")
     parser.add_argument("--methods", default="clip-ft,negclip", help="preset methods to fine-tune (comma list, or all)")
+    parser.add_argument("--seeds", type=int, default=1, help="fine-tuning seeds per method (the demo's --seeds)")
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
     args = parser.parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
@@ -161,7 +162,7 @@ def main() -> None:
     from fsc_clip.demo import demo_config
 
     torch.set_num_threads(args.threads)  # the base is deterministic for a given thread count
-    cfg = demo_config(quick=args.quick, overrides=[f"finetune_jobs={args.jobs}"])
+    cfg = demo_config(quick=args.quick, overrides=[f"finetune_jobs={args.jobs}", f"seeds={args.seeds}"])
     if args.methods != "all":
         cfg.methods = [m for m in cfg.methods if m.name in args.methods.split(",")]
     if "one-direction" in args.variant:
@@ -190,6 +191,9 @@ def main() -> None:
     t0 = time.perf_counter()
     res = pipeline.run_demo(cfg, args.output, progress=False, from_scratch=not (args.output / "runs/base").exists())
     print(pipeline.format_table(res.rows))
+    seeds = pipeline.seed_summary(res.rows) if args.seeds > 1 else []
+    if seeds:
+        print(pipeline.format_seed_table(seeds))
     subscores, tags = {}, winoground_tags(args.output / "world")
     for row in res.rows:
         scores: dict[str, float] = {}
@@ -210,7 +214,7 @@ def main() -> None:
     if args.out:
         vocab = {"shapes": args.shapes, "colors": args.colors} if "lookalikes" in args.variant else "packaged"
         result = {"variant": args.variant, "vocab": vocab, "quick": args.quick, "warmup_steps": args.warmup_steps,
-                  "warmup": history, "rows": res.rows, "subscores": subscores, "probes": probes,
+                  "warmup": history, "rows": res.rows, "seed_summary": seeds, "subscores": subscores, "probes": probes,
                   "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
 
