@@ -1,25 +1,31 @@
 """Attempts to make the demo world's spatial relations learnable, measured end to end (docs/demo.md).
 
-Run: ``python benchmarks/demo_relations.py --variant VARIANT --output DIR [--quick] [--out result.json]``
+Run: ``python benchmarks/demo_relations.py --variant VARIANT --output DIR [--quick] [--set KEY=VALUE ...]
+[--out result.json]`` (``--set``: the demo's overrides, e.g. ``finetune.lr=1e-3``, to measure another recipe).
 
-Variants (each one patches the package *in this process only*; none is a setting of the package):
+Variants (``one-direction`` and ``lookalikes`` are world settings, ``warmup`` patches the pipeline *in this
+process only*); every variant starts from the packaged vocabulary with both directions, whatever the preset says:
 
 * ``one-direction``: every caption of the world, training and test sets, says a relation only as *left of* or
-  *above* ("A to the right of B" is said "B to the left of A"). The images are those of the default world.
+  *above* ("A to the right of B" is said "B to the left of A"; ``world.one_way``). The images are those of the
+  default world.
 * ``warmup``: before the CLIP pre-training, the image tower is trained with direct supervision to say where each
   shape is (a linear head on the image embedding predicts each shape's row and column, or "absent"; AdamW, lr 1e-3,
   weight decay 0.1, batch 128, ``--warmup-steps``), on the training images; the pre-training then starts from it.
 * ``one-direction+warmup``: both.
 * ``lookalikes`` (combinable with the others, e.g. ``lookalikes+one-direction``): a smaller vocabulary, by default
   3 shapes (circle, square, triangle) x 3 colors (red, green, blue) (``--shapes``, ``--colors``: the first N
-  packaged ones), the same 4x4 grid, sizes and relations. A batch of 128 then often holds two images with the same
-  objects in another arrangement, which only positions tell apart, so the CLIP pre-training itself asks for
-  positions (in the default world it never does).
+  packaged ones; ``world.shapes``, ``world.colors``), the same 4x4 grid, sizes and relations. A batch of 128 then
+  often holds two images with the same objects in another arrangement, which only positions tell apart, so the CLIP
+  pre-training itself asks for positions (in the default world it never does).
+
+These two were patches of the package in this script until they became world settings; the worlds they write are
+byte-identical to the patched ones (checked on the 3 x 3 one-direction world), so the numbers recorded before hold.
 
 Then the demo pipeline runs as usual (pre-training from scratch, the preset's fine-tuning recipe, one thread per
 run) for CLIP fine-tuned and NegCLIP (``--methods all``: every method of the preset), and ``demo_probes.py`` probes
-the base and NegCLIP. The shared base cache is redirected to ``DIR/cache``, so a patched world never publishes a
-base under the default settings' key. The JSON holds the demo's rows (values, intervals, paired differences), the
+the base and NegCLIP. The shared base cache is redirected to ``DIR/cache``, so a variant's base never reaches the user's
+shared cache. The JSON holds the demo's rows (values, intervals, paired differences), the
 relation sub-scores, the warm-up's accuracy curve and the probes. Full size: about 14 min on two cores (pre-training
 6.5 min with one thread; two variants at once with ``--jobs 1``: about 16 min). A re-run on the same folder reuses
 the world, the base and every run whose settings are unchanged (``--methods all`` after the default two methods also
@@ -29,6 +35,7 @@ retrains NegCLIP: its negatives file then holds FSC-CLIP's types too; its number
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -38,41 +45,6 @@ from typing import Any
 
 SHAPE_SLOTS = ("row", "col")
 SUBSCORES = ("synthetic_aro::VG_Relation", "synthetic_sugarcrepe::replace_rel", "synthetic_winoground::group")
-
-
-def one_direction() -> None:
-    """Patch the world so that only the relations ``left`` and ``above`` are ever said."""
-    import fsc_clip.data.synthetic.scene as scene
-
-    strict = scene.strict_relation
-
-    def canonical(a: Any, b: Any, vocab: Any) -> str | None:
-        rel = strict(a, b, vocab)
-        return rel if rel in ("left", "above") else None
-
-    scene.strict_relation = canonical  # aligned_pairs (captions, test sets) reads it from the module
-
-
-def lookalikes(shapes: int = 3, colors: int = 3) -> None:
-    """Patch the packaged vocabulary down to its first ``shapes`` shapes and ``colors`` colors (circle, square,
-    triangle, ...; red, green, blue, ...); everything else as packaged."""
-    import fsc_clip.data.synthetic.vocab as vocab
-
-    if min(shapes, colors) < 3:  # the world draws distinct shapes and colors for up to 3 objects per scene
-        raise SystemExit(
-            f"--shapes and --colors must be at least 3 (a scene has up to 3 objects), got {shapes}, {colors}"
-        )
-    read = vocab._read_json
-
-    def small(name: str) -> Any:
-        raw = read(name)
-        if name == "vocab.json":
-            raw["shapes"] = raw["shapes"][:shapes]
-            raw["colors"] = dict(list(raw["colors"].items())[:colors])
-        return raw
-
-    vocab._read_json = small
-    vocab.load_vocab.cache_clear()
 
 
 def position_warmup(model_name: str, world: Path, steps: int, seed: int) -> tuple[dict[str, Any], list[dict]]:
@@ -88,7 +60,8 @@ def position_warmup(model_name: str, world: Path, steps: int, seed: int) -> tupl
     model, visual = lm.model, lm.model.visual
     with open(world / "scenes.jsonl", encoding="utf-8") as f:
         scenes = [s for s in map(json.loads, f) if s["image"].startswith("train/")]
-    shapes = list(load_vocab().shapes)
+    world_cfg = json.loads((world / "manifest.json").read_text(encoding="utf-8"))["config"]
+    shapes = list(load_vocab().restricted(world_cfg.get("shapes", 0), world_cfg.get("colors", 0)).shapes)
     images = torch.stack([lm.preprocess_val(Image.open(world / s["image"]).convert("RGB")) for s in scenes])
     targets = torch.zeros(len(scenes), 2 * len(shapes), dtype=torch.long)  # [N, slots]: 0 = absent, else 1 + cell
     for i, s in enumerate(scenes):
@@ -134,7 +107,8 @@ def winoground_groups(eval_dir: Path, tags: list[str]) -> dict[str, float]:
     return {f"winoground_group::{t}": 100.0 * float(group[kinds == t].mean()) for t in sorted(set(tags))}
 
 
-def main() -> None:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """The command line (see the module docstring)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--variant", required=True, choices=["one-direction", "warmup", "one-direction+warmup",
                                                              "lookalikes", "lookalikes+warmup",
@@ -149,8 +123,33 @@ def main() -> None:
     parser.add_argument("--jobs", type=int, default=0, help="fine-tuning runs at once (0: one per core)")
     parser.add_argument("--methods", default="clip-ft,negclip", help="preset methods to fine-tune (comma list, or all)")
     parser.add_argument("--seeds", type=int, default=1, help="fine-tuning seeds per method (the demo's --seeds)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="a demo override, as fsc-clip demo --set (finetune.lr=1e-3); repeatable")  # fmt: skip
     parser.add_argument("--out", type=Path, help="write the results as JSON here")
-    args = parser.parse_args()
+    return parser.parse_args(argv)
+
+
+def build_config(args: argparse.Namespace) -> Any:
+    """The demo preset with this run's jobs, seeds, ``--set`` overrides and ``--methods``."""
+    from fsc_clip.demo import demo_config
+
+    cfg = demo_config(quick=args.quick, overrides=[f"finetune_jobs={args.jobs}", f"seeds={args.seeds}", *args.set])
+    small = "lookalikes" in args.variant
+    try:  # the variant decides the vocabulary and the phrasing (replace() runs WorldConfig's checks)
+        size = {"shapes": args.shapes, "colors": args.colors} if small else {"shapes": 0, "colors": 0}
+        cfg.world = dataclasses.replace(cfg.world, **size, one_way="one-direction" in args.variant)
+    except ValueError as err:
+        raise SystemExit(f"--shapes/--colors: {err}") from err
+    if args.methods != "all":
+        known, wanted = [m.name for m in cfg.methods], args.methods.split(",")
+        if not wanted or set(wanted) - set(known):
+            raise SystemExit(f"--methods: {args.methods!r} is not a comma list of {known} (or all)")
+        cfg.methods = [m for m in cfg.methods if m.name in wanted]
+    return cfg
+
+
+def main() -> None:
+    args = parse_args()
     args.output.mkdir(parents=True, exist_ok=True)
     os.environ["FSC_CLIP_CACHE_DIR"] = str(args.output.resolve() / "cache")  # never the user's shared base cache
     sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -160,19 +159,9 @@ def main() -> None:
     import demo_probes
     import fsc_clip.demo.pipeline as pipeline
     from fsc_clip.data.synthetic import generate_world
-    from fsc_clip.demo import demo_config
 
     torch.set_num_threads(args.threads)  # the base is deterministic for a given thread count
-    cfg = demo_config(quick=args.quick, overrides=[f"finetune_jobs={args.jobs}", f"seeds={args.seeds}"])
-    if args.methods != "all":
-        known, wanted = [m.name for m in cfg.methods], args.methods.split(",")
-        if not wanted or set(wanted) - set(known):
-            raise SystemExit(f"--methods: {args.methods!r} is not a comma list of {known} (or all)")
-        cfg.methods = [m for m in cfg.methods if m.name in wanted]
-    if "one-direction" in args.variant:
-        one_direction()
-    if "lookalikes" in args.variant:
-        lookalikes(args.shapes, args.colors)
+    cfg = build_config(args)
     history: list[dict] = []
     if "warmup" in args.variant:
         world = args.output / "world"
@@ -218,7 +207,8 @@ def main() -> None:
     if args.out:
         vocab = {"shapes": args.shapes, "colors": args.colors} if "lookalikes" in args.variant else "packaged"
         result = {"variant": args.variant, "vocab": vocab, "quick": args.quick, "warmup_steps": args.warmup_steps,
-                  "warmup": history, "rows": res.rows, "seed_summary": seeds, "subscores": subscores, "probes": probes,
+                  "warmup": history, "overrides": args.set,
+                  "rows": res.rows, "seed_summary": seeds, "subscores": subscores, "probes": probes,
                   "wall_s": round(time.perf_counter() - t0, 1)}  # fmt: skip
         args.out.write_text(json.dumps(result, indent=2, default=str) + "\n", encoding="utf-8")
 

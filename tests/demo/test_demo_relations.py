@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 import json
 import sys
 from pathlib import Path
@@ -11,76 +10,13 @@ import pytest
 import torch
 
 from fsc_clip.data.synthetic import WorldConfig, generate_world
-from fsc_clip.data.synthetic import scene as sc
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "benchmarks"))
 
 import demo_relations  # noqa: E402
 
-OTHER_WAY = ("right of", "below", "under", "beneath")
-ONE_WAY = ("left of", "above", "over", "on top of")
 SMALL = dict(n_train=150, n_sugarcrepe=6, n_winoground=30, n_aro=30, n_zeroshot=6, n_retrieval=6, supersample=2)
-
-
-def _said(root: Path) -> list[str]:
-    """Every true caption of the world: training titles, ARO-Relation true captions, both Winoground captions."""
-    with open(root / "train" / "train_neg_clip.tsv", encoding="utf-8") as f:
-        texts = [row["title"] for row in csv.DictReader(f, delimiter="\t")]
-    texts += [r["true_caption"] for r in json.loads((root / "aro" / "visual_genome_relation.json").read_text())]
-    for line in (root / "winoground" / "data" / "examples.jsonl").read_text().splitlines():
-        texts += [json.loads(line)["caption_0"], json.loads(line)["caption_1"]]
-    return texts
-
-
-def test_one_direction_says_relations_left_and_above_only(tmp_path: Path):
-    generate_world(WorldConfig(seed=2, **SMALL), tmp_path / "default")
-    default = _said(tmp_path / "default")
-    assert any(w in t for t in default for w in OTHER_WAY)  # the control: the default world says both directions
-    strict = sc.strict_relation
-    try:
-        demo_relations.one_direction()
-        generate_world(WorldConfig(seed=2, **SMALL), tmp_path / "one-way")
-    finally:
-        sc.strict_relation = strict  # the patch must not reach other tests in this worker
-    said = _said(tmp_path / "one-way")
-    assert not [t for t in said if any(w in t for w in OTHER_WAY)]
-    assert sum(any(w in t for w in ONE_WAY) for t in said) >= 20
-    same = [p.name for p in sorted((tmp_path / "one-way" / "train" / "images").iterdir())[:5]]
-    for name in same:  # the same images as the default world: only what is said changes
-        assert (tmp_path / "one-way/train/images" / name).read_bytes() == (
-            tmp_path / "default/train/images" / name
-        ).read_bytes()
-
-
-def _words(root: Path) -> set[str]:
-    return {w for t in _said(root) for w in t.split()}
-
-
-def test_lookalikes_draws_and_says_only_the_kept_shapes_and_colors(tmp_path: Path):
-    import fsc_clip.data.synthetic.vocab as vocab
-
-    packaged = vocab.load_vocab()
-    generate_world(WorldConfig(seed=3, **SMALL), tmp_path / "default")
-    read = vocab._read_json
-    try:
-        demo_relations.lookalikes(shapes=3, colors=3)
-        small = vocab.load_vocab()
-        generate_world(WorldConfig(seed=3, **SMALL), tmp_path / "small")
-    finally:
-        vocab._read_json = read  # the patch must not reach other tests in this worker
-        vocab.load_vocab.cache_clear()
-    assert small.shapes == packaged.shapes[:3] and list(small.colors) == list(packaged.colors)[:3]
-    assert small.relations == packaged.relations and small.grid == packaged.grid
-    assert vocab.load_vocab() == packaged  # restored
-    dropped = {*packaged.shapes[3:], *list(packaged.colors)[3:]}
-    assert dropped & _words(tmp_path / "default")  # the control: the default world says them
-    assert not dropped & _words(tmp_path / "small")
-    with open(tmp_path / "small" / "scenes.jsonl", encoding="utf-8") as f:
-        objects = [o for line in f for o in json.loads(line)["objects"]]
-    assert {o["shape"] for o in objects} == set(small.shapes) and {o["color"] for o in objects} == set(small.colors)
-    with pytest.raises(SystemExit, match="at least 3"):
-        demo_relations.lookalikes(shapes=2, colors=3)
 
 
 def test_position_warmup_trains_the_image_tower_only(tmp_path: Path):
@@ -109,3 +45,37 @@ def test_winoground_groups_per_tag(tmp_path: Path):
     np.savez(tmp_path / "synthetic_winoground.scores.npz", **{"main/group": np.array([1, 1, 0, 0, 0])})
     groups = demo_relations.winoground_groups(tmp_path, demo_relations.winoground_tags(tmp_path))
     assert groups == pytest.approx({"winoground_group::Adjective-Color": 50.0, "winoground_group::Noun": 100.0 / 3})
+
+
+def test_build_config_applies_set_overrides_and_methods(tmp_path: Path):
+    from fsc_clip.config import ConfigError
+
+    args = demo_relations.parse_args(
+        ["--variant", "lookalikes", "--output", str(tmp_path), "--set", "finetune.lr=0.001",
+         "--set", "finetune.steps=200", "--methods", "negclip,fsc-clip-lora"]
+    )  # fmt: skip
+    cfg = demo_relations.build_config(args)
+    assert (cfg.finetune.lr, cfg.finetune.steps) == (0.001, 200)
+    assert [m.name for m in cfg.methods] == ["negclip", "fsc-clip-lora"]
+    default = demo_relations.build_config(demo_relations.parse_args(["--variant", "lookalikes", "--output", "x"]))
+    assert (default.finetune.lr, default.finetune.steps) != (0.001, 200)  # the control: the preset's recipe
+    with pytest.raises(ConfigError, match=r"finetune\.'nope'"):
+        demo_relations.build_config(demo_relations.parse_args(
+            ["--variant", "lookalikes", "--output", "x", "--set", "finetune.nope=1"]
+        ))  # fmt: skip
+    world = demo_relations.build_config(
+        demo_relations.parse_args(["--variant", "lookalikes+one-direction", "--output", "x", "--colors", "4"])
+    ).world
+    assert (world.shapes, world.colors, world.one_way) == (3, 4, True)
+    warmup = demo_relations.build_config(
+        demo_relations.parse_args(["--variant", "warmup", "--output", "x", "--set", "world.one_way=true"])
+    ).world
+    assert (warmup.shapes, warmup.colors, warmup.one_way) == (0, 0, False)  # the variant decides, not the preset
+    with pytest.raises(SystemExit, match=r"world\.shapes"):
+        demo_relations.build_config(demo_relations.parse_args(
+            ["--variant", "lookalikes", "--output", "x", "--shapes", "2"]
+        ))  # fmt: skip
+    with pytest.raises(SystemExit, match="--methods"):
+        demo_relations.build_config(demo_relations.parse_args(
+            ["--variant", "lookalikes", "--output", "x", "--methods", "negclip,nope"]
+        ))  # fmt: skip

@@ -107,10 +107,11 @@ def relation_holds(a: SceneObject, rel: str, b: SceneObject, vocab: Vocab, stric
 
 
 def strict_relation(a: SceneObject, b: SceneObject, vocab: Vocab) -> str | None:
-    """The relation name that strictly holds for ``a`` w.r.t. ``b`` (None for diagonal pairs)."""
+    """The relation name that strictly holds for ``a`` w.r.t. ``b`` and may be said (None for diagonal pairs, and
+    for a relation the vocabulary does not say: then it is said the other way round, ``b`` w.r.t. ``a``)."""
     for name in vocab.relations:
         if relation_holds(a, name, b, vocab, strict=True):
-            return name
+            return name if name in vocab.said_relations else None
     return None
 
 

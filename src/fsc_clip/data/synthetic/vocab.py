@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 from importlib import resources
 from typing import Any
@@ -42,6 +42,8 @@ class Vocab:
         max_radius_fraction: Radius of a large object as a fraction of a cell side.
         background_gray: Inclusive range of the background gray level.
         templates: Caption templates (see ``templates.json``).
+        said_relations: The relations a true caption may state; the others are still drawn in negatives and
+            checked by :func:`fsc_clip.data.synthetic.scene.holds` (see :meth:`restricted`).
     """
 
     shapes: tuple[str, ...]
@@ -53,6 +55,31 @@ class Vocab:
     max_radius_fraction: float
     background_gray: tuple[int, int]
     templates: dict[str, Any]
+    said_relations: tuple[str, ...] = ()
+
+    def restricted(self, shapes: int = 0, colors: int = 0, one_way: bool = False) -> Vocab:
+        """This vocabulary with fewer shapes or colors, or with relations said one way only.
+
+        Args:
+            shapes: Keep the first ``shapes`` shapes (0: all).
+            colors: Keep the first ``colors`` colors (0: all).
+            one_way: True captions state a relation only as *left of* or *above* ("A to the right of B" is said "B
+                to the left of A"), so that the pair "A left of B" / "B right of A" of the same image does not cancel
+                out in a bag-of-words text tower (docs/demo.md, "Relations learned").
+
+        Raises:
+            ValueError: more shapes or colors asked for than the vocabulary has.
+        """
+        for what, n, have in (("shapes", shapes, len(self.shapes)), ("colors", colors, len(self.colors))):
+            if n > have:
+                raise ValueError(f"world.{what}={n}: the packaged vocabulary has only {have} {what}")
+        said = tuple(r for r in self.said_relations if self.relations[r].sign < 0) if one_way else self.said_relations
+        return replace(
+            self,
+            shapes=self.shapes[: shapes or None],
+            colors=dict(list(self.colors.items())[: colors or None]),
+            said_relations=said,
+        )
 
 
 def _read_json(name: str) -> Any:
@@ -78,4 +105,5 @@ def load_vocab() -> Vocab:
         max_radius_fraction=float(raw["max_radius_fraction"]),
         background_gray=tuple(raw["background_gray"]),
         templates=_read_json("templates.json"),
+        said_relations=tuple(relations),
     )

@@ -76,6 +76,13 @@ class WorldConfig:
         n_zeroshot: Test images per zero-shot task (shape, color, count).
         n_retrieval: Retrieval test images.
         retrieval_captions: Captions per retrieval image.
+        shapes: Draw only the first N packaged shapes (0: all five). With few shapes and colors (3 x 3) a batch of
+            128 often holds two images with the same objects in another arrangement, which only positions tell
+            apart, so contrastive pre-training itself asks for positions (docs/demo.md, "Relations learned").
+        colors: Draw only the first N packaged colors (0: all eight).
+        one_way: True captions (training and test sets) state relations only as *left of* and *above*; "A to the
+            right of B" is said "B to the left of A". The images are the same. See
+            :meth:`fsc_clip.data.synthetic.vocab.Vocab.restricted`.
     """
 
     seed: int = 0
@@ -94,10 +101,18 @@ class WorldConfig:
     n_zeroshot: int = 240
     n_retrieval: int = 300
     retrieval_captions: int = 5
+    shapes: int = 0
+    colors: int = 0
+    one_way: bool = False
 
     def __post_init__(self) -> None:
         if len(self.train_objects) != 3 or min(self.train_objects) < 0 or sum(self.train_objects) <= 0:
             raise ValueError("train_objects must be 3 non-negative weights for 1, 2 and 3 objects")
+        vocab = load_vocab()
+        for what, n, have in (("shapes", self.shapes, len(vocab.shapes)), ("colors", self.colors, len(vocab.colors))):
+            if n != 0 and not 3 <= n <= have:  # a scene holds up to 3 objects of distinct shapes and distinct colors
+                raise ValueError(f"world.{what} must be 0 (all) or 3 to {have} (3: a scene has up to 3 objects; "
+                                 f"{have}: the packaged ones), got {n}")  # fmt: skip
 
 
 class _World:
@@ -105,7 +120,7 @@ class _World:
 
     def __init__(self, cfg: WorldConfig, root: Path, progress: bool) -> None:
         self.cfg, self.root, self.progress = cfg, root, progress
-        self.vocab: Vocab = load_vocab()
+        self.vocab: Vocab = load_vocab().restricted(cfg.shapes, cfg.colors, cfg.one_way)
         self.scenes: dict[str, dict[str, Any]] = {}  # image path relative to root -> scene graph
 
     def rng(self, stream: str, idx: int) -> np.random.Generator:
