@@ -4,8 +4,9 @@ pre-training (about five minutes on two cores).
 The file ``resources/synthetic/demo-base.safetensors`` holds the weights of the base that ``fsc-clip demo`` trains
 with the default settings (seed 0), except for the token embedding: of its 49,408 rows (19 of the model's 22 MB)
 it keeps only the rows of the tokens that occur in the demo's texts (the world's captions, negatives, benchmark
-texts and prompts, and the precomputed negatives), with their ids. The other rows never received a gradient in
-pre-training and no text of the demo looks them up; unpacked, they are zero. Fine-tuning does not change them either
+texts and prompts, and the precomputed negatives) or that an online ``replace`` negative could bring into them,
+with their ids. The other rows never received a gradient in pre-training and no text of the demo looks them up;
+unpacked, they are zero. Fine-tuning does not change them either
 (no gradient, and weight decay keeps zero at zero), so every number of the demo is the same from the shipped base as
 from the base it was packed from (tested; ``docs/demo.md`` says how it was made and checked).
 
@@ -18,6 +19,7 @@ change to the world or the pre-training preset (a test fails until they do).
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable
 from importlib import resources
 from pathlib import Path
@@ -47,14 +49,22 @@ def shipped_key(path: Path) -> str:
 
 def demo_token_ids(folders: Iterable[Path], tokenizer: Any) -> set[int]:
     """Token ids of every line of every text file (``.tsv``, ``.json``, ``.jsonl``, ``.txt``, ``.csv``) under
-    ``folders``: a superset of the ids of every text the demo trains or evaluates on (file names and JSON keys add
-    a few more, which costs nothing)."""
-    ids: set[int] = {int(tokenizer.sot_token_id), int(tokenizer.eot_token_id)}
+    ``folders``, and of every word the online ``replace`` negatives could bring into those texts
+    (:func:`fsc_clip.negatives.replace.possible_words`: a caption without a precomputed ``replace`` negative gets a
+    WordNet one during fine-tuning): a superset of the ids of every text the demo trains or evaluates on (file
+    names and JSON keys add a few more, which costs nothing)."""
+    from fsc_clip.negatives.replace import possible_words
+
+    ids: set[int] = {0, int(tokenizer.sot_token_id), int(tokenizer.eot_token_id)}  # 0: open_clip's padding
+    words: set[str] = set()
     for folder in folders:
         for path in sorted(Path(folder).rglob("*")):
             if path.suffix in TEXT_SUFFIXES and path.is_file():
                 for line in path.read_text(encoding="utf-8").splitlines():
                     ids.update(tokenizer.encode(line))
+                    words.update(re.findall(r"[a-z]+", line.lower()))
+    for word in sorted(possible_words(words)):
+        ids.update(tokenizer.encode(word))
     return ids
 
 

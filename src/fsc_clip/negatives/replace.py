@@ -12,6 +12,7 @@ are kept; "a"/"an" is re-agreed with the new word.
 from __future__ import annotations
 
 import random
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -116,6 +117,27 @@ def scene_graph_ok(parsed: Parsed) -> bool:
     if entities < 2:
         return False
     return any(p in ("VERB", "ADJ", "ADP") for p in parsed.pos)
+
+
+_SLOT_TAGS = {"NOUN": ("NN", "NNS"), "ADJ": ("JJ", "JJR", "JJS"), "VERB": ("VB", "VBD", "VBG", "VBN", "VBP", "VBZ")}
+
+
+def possible_words(words: Iterable[str]) -> set[str]:
+    """Every word or phrase ``replace`` could bring into a caption made of ``words``: each word's candidates as a
+    noun, an adjective and a verb, in every inflection a slot can ask for, every preposition, and "a" / "an".
+
+    A superset (the parse decides which slots a caption has). The demo's shipped base keeps the embedding rows of
+    these words' tokens, because a caption without a precomputed ``replace`` negative gets one online.
+    """
+    lexicon = get_lexicon()
+    tables = {"NOUN": lexicon.nouns, "ADJ": lexicon.adjectives, "VERB": lexicon.verbs}
+    out = {*prepositions(), "a", "an"}
+    for word in set(words):
+        for upos, tags in _SLOT_TAGS.items():
+            table = tables[upos](lemma_of(word, upos))
+            for candidate in table[0] if table else ():
+                out.update(inflect(candidate, tag) for tag in tags)
+    return out
 
 
 class Replace:
