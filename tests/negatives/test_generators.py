@@ -232,3 +232,30 @@ def test_same_negatives_in_any_process() -> None:
             [sys.executable, "-c", code, json.dumps(captions)], env=env, capture_output=True, text=True, check=True
         )
         assert json.loads(out.stdout.strip().splitlines()[-1]) == expected
+
+
+def test_possible_words_covers_every_online_replace_of_a_world():
+    """The shipped demo base keeps the rows of ``possible_words``' tokens: every word an online ``replace`` negative
+    of the world's captions brings must be among them (over several seeds and epochs)."""
+    import re
+
+    from fsc_clip.negatives.replace import possible_words
+
+    captions = [
+        "a small red circle to the left of a blue square",
+        "three shapes: a green triangle above a red circle and a blue square",
+        "a large blue square on top of a small green circle",
+        "two shapes: a red triangle and a green square",
+    ]
+    words = {w for c in captions for w in re.findall(r"[a-z]+", c.lower())}
+    allowed = words | {w for phrase in possible_words(words) for w in re.findall(r"[a-z]+", phrase.lower())}
+    brought: set[str] = set()
+    for seed in range(4):
+        for epoch in range(3):
+            negatives, types = generate_negatives(captions, style="replace", seed=seed, epoch=epoch)
+            k = types.index("replace")
+            for row in negatives:
+                if row[k] is not None:
+                    brought |= set(re.findall(r"[a-z]+", row[k].lower())) - words
+    assert brought, "the control: replace brings new words"
+    assert brought <= allowed, sorted(brought - allowed)
