@@ -23,9 +23,10 @@ These two were patches of the package in this script until they became world set
 byte-identical to the patched ones (checked on the 3 x 3 one-direction world), so the numbers recorded before hold.
 
 Then the demo pipeline runs as usual (pre-training from scratch, the preset's fine-tuning recipe, one thread per
-run) for CLIP fine-tuned and NegCLIP (``--methods all``: every method of the preset), and ``demo_probes.py`` probes
-the base and NegCLIP. The shared base cache is redirected to ``DIR/cache``, so a variant's base never reaches the user's
-shared cache. The JSON holds the demo's rows (values, intervals, paired differences), the
+run; the tables of docs/demo.md measured before the preset's lr became 1e-3 used lr 2e-3: ``--set finetune.lr=2e-3``
+gives them back) for CLIP fine-tuned and NegCLIP (``--methods all``: every method of the preset), and
+``demo_probes.py`` probes the base and NegCLIP. The shared base cache is redirected to ``DIR/cache``, so a variant's
+base never reaches the user's shared cache. The JSON holds the demo's rows (values, intervals, paired differences), the
 relation sub-scores, the warm-up's accuracy curve and the probes. Full size: about 14 min on two cores (pre-training
 6.5 min with one thread; two variants at once with ``--jobs 1``: about 16 min). A re-run on the same folder reuses
 the world, the base and every run whose settings are unchanged (``--methods all`` after the default two methods also
