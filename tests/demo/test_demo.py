@@ -353,7 +353,7 @@ def test_shipped_base_is_the_default_presets_and_unpacks(tmp_path):
     from fsc_clip.models import load_model
 
     path = shipped_base()
-    assert path is not None and path.stat().st_size < 4_000_000
+    assert path is not None and path.stat().st_size < 5_000_000  # a few MB of package data (4.2 MB)
     assert f"base-{shipped_key(path)}" == base_cache_dir(demo_config()).name, "rebuild: benchmarks/pack_demo_base.py"
     unpack_base(path, tmp_path / "base")
     assert json.loads((tmp_path / "base" / "demo_done.json").read_text())["shipped"] == path.name
