@@ -63,7 +63,7 @@ def demo_token_ids(folders: Iterable[Path], tokenizer: Any) -> set[int]:
                 for line in path.read_text(encoding="utf-8").splitlines():
                     ids.update(tokenizer.encode(line))
                     words.update(re.findall(r"[a-z]+", line.lower()))
-    for word in sorted(possible_words(words)):
+    for word in possible_words(words):
         ids.update(tokenizer.encode(word))
     return ids
 

@@ -55,7 +55,7 @@ class Vocab:
     max_radius_fraction: float
     background_gray: tuple[int, int]
     templates: dict[str, Any]
-    said_relations: tuple[str, ...] = ()
+    said_relations: tuple[str, ...]  # no default: a vocabulary built by hand must say which relations it states
 
     def restricted(self, shapes: int = 0, colors: int = 0, one_way: bool = False) -> Vocab:
         """This vocabulary with fewer shapes or colors, or with relations said one way only.
