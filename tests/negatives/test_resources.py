@@ -83,3 +83,29 @@ def test_system_wordnet_is_copied_with_lexnames(tmp_path: Path) -> None:
     # the copy now sits in an NLTK data folder: found there first on the next lookup
     wn2 = load_wordnet(nltk_paths=[str(tmp_path / "nltk_data")], wordnet_dirs=[], system_dirs=[], cache=tmp_path)
     assert wn2.synset("horse.n.01").hypernyms()
+
+
+def test_english_wordnet_reader_answers_as_the_stock_reader() -> None:
+    """The reader without the OMW version map gives every English lookup the generators use unchanged."""
+    import warnings
+
+    from nltk.corpus.reader.wordnet import WordNetCorpusReader
+
+    wn = load_wordnet()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        stock = WordNetCorpusReader(wn.root, None)  # NLTK's own reader on the same database files
+    assert wn.map30 is None and type(wn) is not WordNetCorpusReader  # the map was skipped
+    for word in ("dog", "red", "run", "quickly", "left", "square", "geese", "ran", "better", "above"):
+        for pos in (None, "n", "v", "a", "r"):
+            mine, theirs = wn.synsets(word, pos), stock.synsets(word, pos)
+            assert [s.name() for s in mine] == [s.name() for s in theirs], (word, pos)
+            assert wn.morphy(word, pos) == stock.morphy(word, pos) if pos else True
+            for a, b in zip(mine, theirs):
+                assert a.definition() == b.definition() and a.lexname() == b.lexname()
+                assert [h.name() for h in a.hypernyms()] == [h.name() for h in b.hypernyms()]
+                assert [h.name() for h in a.hyponyms()] == [h.name() for h in b.hyponyms()]
+                assert [(lem.name(), lem.count(), [x.name() for x in lem.antonyms()]) for lem in a.lemmas()] == [
+                    (lem.name(), lem.count(), [x.name() for x in lem.antonyms()]) for lem in b.lemmas()
+                ]
+    assert sum(1 for _ in wn.all_lemma_names()) == sum(1 for _ in stock.all_lemma_names())
