@@ -192,11 +192,12 @@ def load_wordnet(
 def _english_reader_class() -> type:
     """NLTK's ``WordNetCorpusReader`` without the multilingual (OMW) version map, which we never use.
 
-    Why: NLTK 3.9-3.10 builds ``map30`` in every reader's constructor, a sense-key map from WordNet 3.0 to the
-    loaded WordNet used only when Open Multilingual WordNet tab files are added (``custom_lemmas``). Its check
-    compares the loaded version ("3.0") with the corpus name ("wordnet"), so it always rebuilds the map: 2.8 of
-    the 4.7 s a load took on the development machine. Every English lookup (synsets, lemmas, exceptions, morphy)
-    reads other tables; ``tests/negatives/test_resources.py`` compares them with the stock reader's.
+    Why: NLTK (3.10.4, the version read) builds ``map30`` in every reader's constructor, a sense-key map from
+    WordNet 3.0 to the loaded WordNet used only when Open Multilingual WordNet tab files are added
+    (``custom_lemmas``). Its check compares the loaded version ("3.0") with the corpus name ("wordnet"), so it
+    always rebuilds the map: 2.8 of the 4.7 s a load took on the development machine. Every English lookup
+    (synsets, lemmas, exceptions, morphy) reads other tables; ``tests/negatives/test_resources.py`` compares them
+    with the stock reader's.
     """
     from nltk.corpus.reader.wordnet import WordNetCorpusReader
 
