@@ -38,6 +38,7 @@ def main() -> int:
     if args.group < 1:
         ap.error("--group must be >= 1")
     from fsc_clip.demo import demo_config
+    from fsc_clip.demo.pipeline import _finetune_rows  # the fine-tuning table's rows, as the demo counts them
 
     cfg = demo_config(overrides=["finetune.batch_size=64", *args.set])
     out = args.output.resolve()
@@ -47,7 +48,7 @@ def main() -> int:
         "FSC_CLIP_CACHE_DIR": str(out / "cache"),
         "FSC_LA_WORLD": str(out / "world"),
         "FSC_LA_TSV": str(out / "finetune" / "finetune_neg_clip.tsv"),
-        "FSC_LA_N": str(min(cfg.finetune_rows or cfg.world.n_train, cfg.world.n_train)),
+        "FSC_LA_N": str(_finetune_rows(cfg)),
         "FSC_LA_GROUP": str(args.group),
     }
     command = [sys.executable, "-m", "fsc_clip.cli.main", "demo", "--output", str(out), "--no-progress"]

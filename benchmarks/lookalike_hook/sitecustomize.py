@@ -15,6 +15,7 @@ import csv
 import json
 import os
 import random
+from functools import lru_cache
 from pathlib import Path
 
 if os.environ.get("FSC_LA_WORLD"):
@@ -22,6 +23,7 @@ if os.environ.get("FSC_LA_WORLD"):
 
     _random_iter = _loader._EpochSampler.__iter__
 
+    @lru_cache(maxsize=1)  # read once per process, not once per epoch
     def _object_sets(world: Path, table: Path) -> list[tuple]:
         """Each table row's object set, read from the world's scene graphs (matched by image file name)."""
         scenes = {}

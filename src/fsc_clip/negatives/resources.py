@@ -213,7 +213,7 @@ def _load_wordnet(
 ) -> Any:
     import nltk
 
-    WordNetCorpusReader = _english_reader_class()
+    reader = _english_reader_class()
 
     for data_dir in nltk_paths:
         folder, archive = Path(data_dir) / "corpora" / "wordnet", Path(data_dir) / "corpora" / "wordnet.zip"
@@ -221,7 +221,7 @@ def _load_wordnet(
             _allow_nltk_root(Path(data_dir))
             target = folder if (folder / "lexnames").is_file() else archive
             pointer = nltk.data.find(str(target.relative_to(data_dir)) + ("/" if target == archive else ""))
-            return WordNetCorpusReader(pointer, None)
+            return reader(pointer, None)
     tried = [str(Path(p) / "corpora" / "wordnet") for p in nltk_paths]
     for source in [*wordnet_dirs, *system_dirs]:
         tried.append(str(source))
@@ -229,7 +229,7 @@ def _load_wordnet(
             data_root = cache_root / "nltk_data"
             folder = _copy_wordnet(Path(source), data_root / "corpora" / "wordnet")
             _allow_nltk_root(data_root)
-            return WordNetCorpusReader(str(folder), None)
+            return reader(str(folder), None)
     raise ResourceNotFoundError(f"WordNet 3.0 not found (looked in: {', '.join(tried)}). {WORDNET_INSTALL_HELP}")
 
 
