@@ -353,7 +353,7 @@ def test_shipped_base_is_the_default_presets_and_unpacks(tmp_path):
     from fsc_clip.models import load_model
 
     path = shipped_base()
-    assert path is not None and path.stat().st_size < 5_000_000  # a few MB of package data (4.2 MB)
+    assert path is not None and path.stat().st_size < 5_000_000  # a few MB of package data (3.8 MB)
     assert f"base-{shipped_key(path)}" == base_cache_dir(demo_config()).name, "rebuild: benchmarks/pack_demo_base.py"
     unpack_base(path, tmp_path / "base")
     assert json.loads((tmp_path / "base" / "demo_done.json").read_text())["shipped"] == path.name
@@ -400,3 +400,28 @@ def test_eta_of_an_unrecorded_stage_under_way_follows_its_own_pace(tmp_path, mon
     assert d.eta() is None
     d.part = (1, 4)  # a quarter done in 2 s: three quarters left take about 6 s
     assert d.eta() == pytest.approx(6.0, abs=0.2)
+
+
+def test_the_architecture_is_part_of_the_base_key_and_the_run_stamp(monkeypatch):
+    """A base or run trained with an earlier version of an architecture (``fsc-demo`` had three text layers) is
+    never reused: the cache key of the base and the settings stamp of every run hold the open_clip config."""
+    import copy
+
+    import open_clip
+
+    from fsc_clip.demo.pipeline import _fingerprint, base_cache_dir
+    from fsc_clip.models.configs import register_model_configs
+    from fsc_clip.training.config import TrainConfig
+
+    register_model_configs()
+    run = TrainConfig()
+    run.model.name = "fsc-demo"
+    key, stamp = base_cache_dir(demo_config()).name, _fingerprint(run)
+    assert json.loads(stamp)["architecture"]["text_cfg"]["layers"] == 2
+    assert (base_cache_dir(demo_config()).name, _fingerprint(run)) == (key, stamp)  # deterministic
+
+    three_layers = copy.deepcopy(open_clip.get_model_config("fsc-demo"))
+    three_layers["text_cfg"]["layers"] = 3
+    monkeypatch.setitem(open_clip.factory._MODEL_CONFIGS, "fsc-demo", three_layers)
+    assert base_cache_dir(demo_config()).name != key
+    assert _fingerprint(run) != stamp

@@ -358,8 +358,22 @@ def _train_config(
     return from_dict(TrainConfig, raw)
 
 
+def architecture(model: str) -> dict[str, Any] | None:
+    """The open_clip config of architecture ``model`` (None if open_clip has no config under that name).
+
+    Part of every key and fingerprint of the demo: the name alone would let a base or a run trained with an
+    earlier version of an architecture be reused (``fsc-demo`` had three text layers until 2026-12-02)."""
+    import open_clip
+
+    from fsc_clip.models.configs import register_model_configs
+
+    register_model_configs()
+    return open_clip.get_model_config(model)
+
+
 def _fingerprint(tc: Any) -> str:
     settings = to_dict(tc)
+    settings["architecture"] = architecture(tc.model.name)
     settings.pop("logging", None)  # progress bars do not change the result
     for key in ("workers", "persistent_workers"):  # nor does who loads the batches (tested)
         settings["data"].pop(key, None)
@@ -404,15 +418,15 @@ def _train(d: _Demo, name: str, tc: Any) -> Path:
 def base_cache_dir(cfg: DemoConfig) -> Path:
     """Shared cache of pre-trained bases: ``$FSC_CLIP_CACHE_DIR/demo/base-<key>`` (``~/.cache/fsc_clip``).
 
-    The key covers everything the base depends on (model, seed, world config and version, pre-training stage) and
-    no paths, so every demo folder on the machine shares one base per setting.
+    The key covers everything the base depends on (model name and architecture, seed, world config and version,
+    pre-training stage) and no paths, so every demo folder on the machine shares one base per setting.
     """
     from fsc_clip.data.synthetic.world import WORLD_VERSION
     from fsc_clip.models.zoo import cache_root
 
     key = json.dumps(
-        {"model": cfg.model, "seed": cfg.seed, "world": to_dict(cfg.world), "world_version": WORLD_VERSION,
-         "pretrain": to_dict(cfg.pretrain)}, sort_keys=True,
+        {"model": cfg.model, "architecture": architecture(cfg.model), "seed": cfg.seed, "world": to_dict(cfg.world),
+         "world_version": WORLD_VERSION, "pretrain": to_dict(cfg.pretrain)}, sort_keys=True,
     )  # fmt: skip
     return cache_root() / "demo" / f"base-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 

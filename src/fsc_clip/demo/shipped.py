@@ -1,5 +1,5 @@
 """The pre-trained base of the default demo, shipped as package data so that a first ``fsc-clip demo`` skips
-pre-training (about five minutes on two cores).
+pre-training (2.5 minutes on two cores).
 
 The file ``resources/synthetic/demo-base.safetensors`` holds the weights of the base that ``fsc-clip demo`` trains
 with the default settings (seed 0), except for the token embedding: of its 49,408 rows (19 of the model's 22 MB)
