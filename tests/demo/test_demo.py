@@ -344,6 +344,20 @@ def _check_a_packed_base_gives_the_same_runs(out, reference, tmp_path, monkeypat
     columns = ("Comp", "ZS", "I2T", "T2I", "synthetic_sugarcrepe", "synthetic_winoground", "synthetic_aro")
     assert [[r[c] for c in columns] for r in fresh.rows] == [[r[c] for c in columns] for r in reference.rows]
 
+    # A folder whose base was trained with other settings (here: an earlier fsc-demo architecture, as after an
+    # upgrade) takes the shared (here: unpacked shipped) base instead of pre-training again, keeping nothing stale.
+    stale = tmp_path / "from-shipped" / "runs" / "base"
+    settings = json.loads((stale / "demo_settings.json").read_text())
+    settings["architecture"]["text_cfg"]["layers"] += 1
+    (stale / "demo_settings.json").write_text(json.dumps(settings, sort_keys=True, default=str))
+    (stale / "checkpoints" / "stale.pt").write_bytes(b"left by the earlier base")
+    log: list[str] = []
+    again = run_demo(cfg, tmp_path / "from-shipped", progress=False, log=log.append)
+    assert "base:shipped" in again.cached and any("replacing" in m and "other settings" in m for m in log)
+    assert not (stale / "checkpoints" / "stale.pt").exists()
+    assert torch.equal(read_checkpoint(stale).state_dict["token_embedding.weight"], emb)
+    assert [[r[c] for c in columns] for r in again.rows] == [[r[c] for c in columns] for r in reference.rows]
+
 
 def test_shipped_base_is_the_default_presets_and_unpacks(tmp_path):
     """The package's base stands for the default preset's base key (rebuild it with benchmarks/pack_demo_base.py

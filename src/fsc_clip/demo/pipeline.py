@@ -358,7 +358,7 @@ def _train_config(
     return from_dict(TrainConfig, raw)
 
 
-def architecture(model: str) -> dict[str, Any] | None:
+def _architecture(model: str) -> dict[str, Any] | None:
     """The open_clip config of architecture ``model`` (None if open_clip has no config under that name).
 
     Part of every key and fingerprint of the demo: the name alone would let a base or a run trained with an
@@ -373,7 +373,7 @@ def architecture(model: str) -> dict[str, Any] | None:
 
 def _fingerprint(tc: Any) -> str:
     settings = to_dict(tc)
-    settings["architecture"] = architecture(tc.model.name)
+    settings["architecture"] = _architecture(tc.model.name)
     settings.pop("logging", None)  # progress bars do not change the result
     for key in ("workers", "persistent_workers"):  # nor does who loads the batches (tested)
         settings["data"].pop(key, None)
@@ -425,10 +425,16 @@ def base_cache_dir(cfg: DemoConfig) -> Path:
     from fsc_clip.models.zoo import cache_root
 
     key = json.dumps(
-        {"model": cfg.model, "architecture": architecture(cfg.model), "seed": cfg.seed, "world": to_dict(cfg.world),
+        {"model": cfg.model, "architecture": _architecture(cfg.model), "seed": cfg.seed, "world": to_dict(cfg.world),
          "world_version": WORLD_VERSION, "pretrain": to_dict(cfg.pretrain)}, sort_keys=True,
     )  # fmt: skip
     return cache_root() / "demo" / f"base-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def _finished_here(run_dir: Path, tc: Any) -> bool:
+    """``run_dir`` holds a finished run trained with the settings of ``tc``."""
+    stamp = run_dir / "demo_settings.json"
+    return (run_dir / DONE).exists() and stamp.exists() and stamp.read_text() == _fingerprint(tc)
 
 
 def _stage_pretrain(d: _Demo, from_scratch: bool = False) -> Path:
@@ -441,9 +447,12 @@ def _stage_pretrain(d: _Demo, from_scratch: bool = False) -> Path:
     run_dir, shared = d.out / "runs" / BASE, base_cache_dir(cfg)
     if from_scratch:  # also in a new folder: never the shared or shipped base
         shutil.rmtree(run_dir, ignore_errors=True)
-    elif not (run_dir / DONE).exists() and ((shared / DONE).exists() or _unpack_shipped(shared)):
+    elif not _finished_here(run_dir, tc) and ((shared / DONE).exists() or _unpack_shipped(shared)):
         shipped = json.loads((shared / DONE).read_text()).get("shipped")
-        shutil.copytree(shared, run_dir, dirs_exist_ok=True)
+        if run_dir.exists():  # unfinished, or trained with other settings (e.g. an earlier fsc-demo): never mixed
+            d.log(f"{BASE}: replacing {run_dir} (unfinished or other settings)")
+            shutil.rmtree(run_dir)
+        shutil.copytree(shared, run_dir)
         write_text(run_dir / "demo_settings.json", _fingerprint(tc))  # this folder's paths
         d.result.cached.append("base:shipped" if shipped else "base:shared")
         where = f"shipped with fsc-clip ({shipped}, unpacked to {shared})" if shipped else f"cached in {shared}"
