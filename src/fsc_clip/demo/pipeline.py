@@ -60,6 +60,7 @@ from fsc_clip.fileio import ensure_writable_dir, write_json, write_text
 
 BASE = "base"
 DONE = "demo_done.json"  # a finished run (written after its last checkpoint)
+STAMP = "demo_settings.json"  # the settings a run was trained with (its fingerprint)
 POLL_SECONDS = 30.0  # between two progress lines while fine-tuning runs are under way
 BENCHMARKS = (
     "synthetic_sugarcrepe",
@@ -385,7 +386,7 @@ def _needs_training(d: _Demo, name: str, tc: Any) -> bool:
     other settings under the same name is replaced; an unfinished one is resumed by the trainer."""
     run_dir = d.out / "runs" / name
     fingerprint = _fingerprint(tc)
-    stamp = run_dir / "demo_settings.json"
+    stamp = run_dir / STAMP
     if stamp.exists() and stamp.read_text() != fingerprint:
         d.log(f"{name}: settings changed, retraining")
         shutil.rmtree(run_dir)
@@ -433,7 +434,7 @@ def base_cache_dir(cfg: DemoConfig) -> Path:
 
 def _finished_here(run_dir: Path, tc: Any) -> bool:
     """``run_dir`` holds a finished run trained with the settings of ``tc``."""
-    stamp = run_dir / "demo_settings.json"
+    stamp = run_dir / STAMP
     return (run_dir / DONE).exists() and stamp.exists() and stamp.read_text() == _fingerprint(tc)
 
 
@@ -453,7 +454,7 @@ def _stage_pretrain(d: _Demo, from_scratch: bool = False) -> Path:
             d.log(f"{BASE}: replacing {run_dir} (unfinished or other settings)")
             shutil.rmtree(run_dir)
         shutil.copytree(shared, run_dir)
-        write_text(run_dir / "demo_settings.json", _fingerprint(tc))  # this folder's paths
+        write_text(run_dir / STAMP, _fingerprint(tc))  # this folder's paths
         d.result.cached.append("base:shipped" if shipped else "base:shared")
         where = f"shipped with fsc-clip ({shipped}, unpacked to {shared})" if shipped else f"cached in {shared}"
         d.log(f"{BASE}: using the pre-trained base {where}; --from-scratch re-trains it")
